@@ -1,0 +1,3 @@
+"""hasten: make neural-network training faster, and prove it."""
+
+__version__ = "0.1.0"

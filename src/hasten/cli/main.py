@@ -1,0 +1,60 @@
+"""The ``hasten`` command. Thin: every command is a call into the library.
+
+Command modules in ``hasten.cli`` are found automatically: each exposes ``COMMANDS``,
+a list of click commands. Errors the user can fix print one line and exit non-zero
+(2 for bad input, 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from typing import Any
+
+import click
+
+from hasten import __version__
+from hasten.errors import HastenError
+
+
+class HastenGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HastenError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=HastenGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="hasten")
+def cli() -> None:
+    """hasten: make training faster, and prove it.
+
+    \b
+    Start with:   hasten demo                 (races a baseline against a faster recipe)
+    Train:        hasten train toy --json
+    Inspect:      hasten runs, hasten workloads, hasten methods
+    """
+
+
+def _register_commands() -> None:
+    import hasten.cli as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name in ("main", "common") or module.name.startswith("_"):
+            continue
+        for command in importlib.import_module(f"hasten.cli.{module.name}").COMMANDS:
+            cli.add_command(command)
+
+
+_register_commands()
+
+
+def main() -> None:
+    cli(prog_name="hasten")
+
+
+if __name__ == "__main__":
+    main()

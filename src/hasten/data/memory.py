@@ -1,0 +1,74 @@
+"""Whole data splits held in memory (on the training device), batched by indexing.
+
+For data that fits: no per-sample Python, no worker processes. Each epoch's order
+comes from a generator seeded by (seed, epoch), so any batch can be reproduced from
+its position alone, which is what exact resume needs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+import torch
+
+BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class TensorBatches:
+    """A batch source over ``inputs[i], targets[i]``.
+
+    ``transform(x, y)`` runs on each whole batch (batch-wise augmentation); it may use
+    torch's global RNG, which the Trainer checkpoints. ``tokens_per_sample`` lets
+    token-based durations work for sequence data.
+    """
+
+    def __init__(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int = 0,
+        transform: BatchTransform | None = None,
+        device: torch.device | str | None = None,
+        tokens_per_sample: int = 0,
+    ) -> None:
+        if len(inputs) != len(targets):
+            raise ValueError(f"{len(inputs)} inputs but {len(targets)} targets")
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        device = torch.device(device) if device is not None else inputs.device
+        self.inputs = inputs.to(device)
+        self.targets = targets.to(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last and len(inputs) >= batch_size
+        self.seed = seed
+        self.transform = transform
+        self.tokens_per_batch = tokens_per_sample * batch_size
+
+    def __len__(self) -> int:
+        n = len(self.inputs)
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        n = len(self.inputs)
+        if not self.shuffle:
+            return torch.arange(n)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(n, generator=generator)
+
+    def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.order(epoch).to(self.inputs.device)
+        for index in range(start, len(self)):
+            picked = order[index * self.batch_size : (index + 1) * self.batch_size]
+            x, y = self.inputs[picked], self.targets[picked]
+            if self.transform is not None:
+                x, y = self.transform(x, y)
+            yield x, y
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches(0)

@@ -1,0 +1,89 @@
+"""Timing buckets: training time is only training (DESIGN.md section 4, rule 1).
+
+Exactly one bucket is open at a time; switching buckets closes the current one. On
+CUDA the device is synchronized at every bucket edge so queued kernels are charged
+to the bucket that launched them. ``data_wait`` is a sub-bucket of ``train``: host time
+spent in ``next()`` on the data source, without a sync (a sync there would serialise
+data loading with device work and change what it measures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterator
+
+import torch
+
+BUCKETS = ("train", "data_wait", "eval", "checkpoint", "warmup")
+
+
+class TimingBuckets:
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        device = torch.device(device)
+        self._cuda = device.type == "cuda"
+        self.totals: dict[str, float] = dict.fromkeys(BUCKETS, 0.0)
+        self._current: str | None = None
+        self._since = 0.0
+
+    def _sync(self) -> None:
+        if self._cuda:
+            torch.cuda.synchronize()
+
+    def _close_current(self) -> float:
+        self._sync()
+        now = time.perf_counter()
+        if self._current is not None:
+            self.totals[self._current] += now - self._since
+        self._since = now
+        return now
+
+    def start(self, bucket: str = "train") -> None:
+        self._close_current()
+        self._current = bucket
+
+    def stop(self) -> None:
+        self._close_current()
+        self._current = None
+
+    @contextlib.contextmanager
+    def bucket(self, name: str) -> Iterator[None]:
+        """Charge the enclosed time to ``name``, then return to the bucket that was open."""
+        if name not in BUCKETS or name == "data_wait":
+            raise ValueError(f"unknown bucket {name!r}")
+        previous = self._current
+        self._close_current()
+        self._current = name
+        try:
+            yield
+        finally:
+            self._close_current()
+            self._current = previous
+
+    @contextlib.contextmanager
+    def data_wait(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals["data_wait"] += time.perf_counter() - start
+
+    def elapsed(self, name: str) -> float:
+        """Bucket total including the interval still open (no sync: cheap, for progress display)."""
+        total = self.totals[name]
+        if self._current == name:
+            total += time.perf_counter() - self._since
+        return total
+
+    def read(self, name: str) -> float:
+        """Bucket total including the open interval, synchronized (for recorded measurements)."""
+        self._sync()
+        return self.elapsed(name)
+
+    def state_dict(self) -> dict[str, float]:
+        return {k: self.elapsed(k) for k in BUCKETS}
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        for key in BUCKETS:
+            self.totals[key] = float(state.get(key, 0.0))
+        self._since = time.perf_counter()

@@ -1,0 +1,577 @@
+"""The Trainer: one loop, read top to bottom, that fires events and times itself honestly."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hasten.core.algorithm import Algorithm
+from hasten.core.callback import Callback
+from hasten.core.composition import check_composition
+from hasten.core.engine import Engine
+from hasten.core.event import Event
+from hasten.core.metrics import CrossEntropy, Metric
+from hasten.core.state import State
+from hasten.core.time import Duration, Rates, Time, TimeUnit
+from hasten.errors import CheckpointError, ConfigError, StoreError
+from hasten.store.environment import capture_environment
+from hasten.store.records import EvalPoint, RunRecord
+from hasten.trainer import checkpoint as ckpt
+from hasten.trainer.result import FitResult
+from hasten.trainer.sources import as_source, batch_size_of, move_to, split_micro_batches, tokens_in
+from hasten.trainer.timing import TimingBuckets
+
+PRECISIONS = ("fp32", "bf16")
+
+
+class Diverged(Exception):
+    """Raised inside the loop when the loss is NaN or infinite."""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA device is available", "use --device cpu or auto")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over every target element: classification and language modelling alike."""
+    return F.cross_entropy(outputs.reshape(-1, outputs.shape[-1]).float(), targets.reshape(-1))
+
+
+class Trainer:
+    """Train ``model`` for ``max_duration`` with ``algorithms`` applied, timing every bucket.
+
+    ``optimizer`` is an optimizer or a factory ``model -> optimizer``; a factory is built
+    after the algorithms' INIT surgery, so it sees the final parameters (prefer it).
+    ``scheduler`` is a hasten schedule ``(step, total_steps) -> lr multiplier``, a torch
+    LR scheduler (stepped every optimizer step), or a factory ``optimizer -> scheduler``.
+    Intervals (``eval_interval``, ``checkpoint_interval``) are times such as ``"1ep"``,
+    ``"250ba"`` or ``"0.25dur"``; ``eval_interval`` may also be a list of times.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data: Iterable,
+        eval_data: Iterable | None = None,
+        optimizer: torch.optim.Optimizer | Callable[[nn.Module], torch.optim.Optimizer] | None = None,
+        scheduler: Any = None,
+        loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
+        max_duration: str | Time = "1ep",
+        eval_interval: str | Time | Sequence[str | Time] | None = None,
+        algorithms: Sequence[Algorithm] = (),
+        callbacks: Sequence[Callback] = (),
+        precision: str = "fp32",
+        device: str | torch.device = "auto",
+        grad_accum: int = 1,
+        seed: int = 0,
+        deterministic: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_interval: str | Time | None = None,
+        store: Any = None,
+        *,
+        metrics: dict[str, Metric] | Sequence[Metric] | None = None,
+        grad_clip_norm: float | None = None,
+        run_id: str | None = None,
+        run_info: dict[str, Any] | None = None,
+        resume_from: str | os.PathLike | None = None,
+        warmup_steps: int = 0,
+        keep_checkpoints: int = 2,
+        eval_at_start: bool = False,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
+        if grad_accum < 1:
+            raise ConfigError(f"grad_accum must be >= 1, got {grad_accum}")
+        check_composition(algorithms)
+        seed_everything(seed)
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+        device = resolve_device(device)
+        self.deterministic = deterministic
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_interval = Time.parse(checkpoint_interval) if checkpoint_interval else None
+        self.keep_checkpoints = keep_checkpoints
+        self.resume_from = resume_from
+        self.store = store
+        self.eval_at_start = eval_at_start
+        self.evals: list[EvalPoint] = []
+        self.run_id = run_id or uuid.uuid4().hex[:10]
+        self._status = "running"
+
+        train_source = as_source(train_data, seed)
+        factory = optimizer if callable(optimizer) and not isinstance(optimizer, torch.optim.Optimizer) else None
+        metric_map = self._metric_map(metrics)
+        self.state = State(
+            model=model.to(device),
+            loss_fn=loss_fn or default_loss,
+            max_duration=Duration(max_duration),
+            train_data=train_source,
+            eval_data=eval_data,
+            device=device,
+            optimizer=None if factory else optimizer,  # type: ignore[arg-type]
+            optimizer_factory=factory,
+            scheduler=scheduler,
+            precision=precision,
+            grad_accum=grad_accum,
+            grad_clip_norm=grad_clip_norm,
+            seed=seed,
+            metrics=metric_map,
+            batches_per_epoch=len(train_source),
+            timer=TimingBuckets(device),
+            warmup_steps_remaining=warmup_steps,
+        )
+        self.state.run_info = self._run_info(run_info, algorithms)
+        self._eval_times = self._parse_intervals(eval_interval)
+        self.engine = Engine(self.state, algorithms, callbacks)
+        self.engine.run_event(Event.INIT)  # surgery happens here, before the optimizer is built
+
+    # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _metric_map(metrics: dict[str, Metric] | Sequence[Metric] | None) -> dict[str, Metric]:
+        if metrics is None:
+            return {"loss": CrossEntropy()}
+        if isinstance(metrics, dict):
+            return dict(metrics)
+        return {m.name: m for m in metrics}
+
+    def _run_info(self, info: dict[str, Any] | None, algorithms: Sequence[Algorithm]) -> dict[str, Any]:
+        info = dict(info or {})
+        info.setdefault("workload", "custom")
+        info.setdefault("methods", [{"name": a.name, "params": a.params} for a in algorithms])
+        info.setdefault("recipe", "+".join(a.name for a in algorithms) or "baseline")
+        info.setdefault("duration", str(self.state.max_duration))
+        info.setdefault("schedule", "scaled")
+        primary = next(iter(self.state.metrics.values()), None)
+        info.setdefault("metric", primary.name if primary else "")
+        info.setdefault("higher_is_better", primary.higher_is_better if primary else True)
+        info.setdefault("config", {})
+        info["config"].setdefault("precision", self.state.precision)
+        info["config"].setdefault("device", str(self.state.device))
+        info["config"].setdefault("grad_accum", self.state.grad_accum)
+        if self.checkpoint_dir is not None:
+            info["config"].setdefault("checkpoint_dir", str(self.checkpoint_dir))
+        return info
+
+    @staticmethod
+    def _parse_intervals(interval: Any) -> list[Time]:
+        if interval is None:
+            return []
+        if isinstance(interval, (str, Time)):
+            return [Time.parse(interval)]
+        return [Time.parse(t) for t in interval]
+
+    def _rates(self) -> Rates:
+        source = self.state.train_data
+        samples = getattr(source, "batch_size", None)
+        tokens = getattr(source, "tokens_per_batch", None)
+        if samples is None or tokens is None:
+            first = next(iter(source.batches(0)))
+            samples = samples or batch_size_of(first)
+            tokens = tokens if tokens is not None else tokens_in(first, source)
+        return Rates(len(source), float(samples), float(tokens))
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps in the run (assuming constant batch shape), for schedules."""
+        return self.state.extra["total_steps"]
+
+    def _build_optimizer(self) -> None:
+        state = self.state
+        if state.optimizer is None:
+            factory = state.optimizer_factory or (lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3))
+            state.optimizer = factory(state.model)
+        for group in state.optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        if callable(state.scheduler) and not _is_torch_scheduler(state.scheduler) and _takes_optimizer(state.scheduler):
+            state.scheduler = state.scheduler(state.optimizer)
+
+    # --------------------------------------------------------------- the loop
+    def fit(self) -> FitResult:
+        """Train to ``max_duration``. Returns the eval series and timing buckets; a diverged
+        run returns with ``status == "diverged"`` (it is recorded, never dropped)."""
+        state, timer = self.state, self.state.timer
+        self._build_optimizer()
+        state.extra["rates"] = self._rates()
+        state.extra["total_steps"] = max(1, math.ceil(state.extra["rates"].to_steps(state.max_duration)))
+        self._plan_intervals()
+        if self.resume_from is not None:
+            self._load(self.resume_from)
+        self._open_run()
+        timer.start("train")
+        try:
+            self.engine.run_event(Event.FIT_START)
+            if self.eval_at_start and state.timestamp.batch == 0:
+                self.evaluate()
+            while not self._done():
+                self._train_epoch()
+            if not self.evals or self.evals[-1].step != state.timestamp.batch:
+                self.evaluate()
+            if self.checkpoint_dir is not None:
+                self.save_checkpoint()
+            self._status = "completed"
+        except Diverged as exc:
+            self._status = "diverged"
+            self._error = str(exc)
+        except KeyboardInterrupt:
+            self._finish("interrupted", "interrupted by the user")
+            raise
+        except BaseException as exc:
+            self._finish("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        self.engine.run_event(Event.FIT_END)
+        timer.stop()
+        return self._finish(self._status, getattr(self, "_error", None))
+
+    def _train_epoch(self) -> None:
+        """Run batches until the epoch ends or the run is done; evaluate and checkpoint when due."""
+        state = self.state
+        if state.timestamp.batch_in_epoch == 0:
+            self.engine.run_event(Event.EPOCH_START)
+        batches = iter(state.train_data.batches(state.timestamp.epoch, state.timestamp.batch_in_epoch))
+        epoch_complete = False
+        while not self._done():
+            if not self._train_batch(batches):
+                epoch_complete = True  # the source ran out early: a short epoch
+                break
+            if self._due(self._eval_every, self._eval_steps):
+                self.evaluate()
+            if state.timestamp.batch_in_epoch >= state.batches_per_epoch:
+                epoch_complete = True
+                break
+            if self._checkpoint_due():
+                self.save_checkpoint()
+        if epoch_complete:
+            self._end_epoch()
+            if self._checkpoint_due():
+                self.save_checkpoint()
+
+    def _train_batch(self, batches: Any) -> bool:
+        """Fetch one batch and take one optimizer step. False if the source is exhausted."""
+        state, timer = self.state, self.state.timer
+        in_warmup = state.warmup_steps_remaining > 0
+        with timer.bucket("warmup") if in_warmup else contextlib.nullcontext():
+            self.engine.run_event(Event.BEFORE_DATALOADER)
+            with timer.data_wait():
+                batch = next(batches, None)
+            if batch is None:
+                return False
+            state.batch = move_to(batch, state.device)
+            samples, tokens = batch_size_of(state.batch), tokens_in(state.batch, state.train_data)
+            self.engine.run_event(Event.AFTER_DATALOADER)
+            self.engine.run_event(Event.BATCH_START)
+            self._train_step()
+            state.timestamp.batch += 1
+            state.timestamp.batch_in_epoch += 1
+            state.timestamp.sample += samples
+            state.timestamp.token += tokens
+            self.engine.run_event(Event.BATCH_END)
+        if in_warmup:
+            state.warmup_steps_remaining -= 1
+        return True
+
+    def _end_epoch(self) -> None:
+        state = self.state
+        self.engine.run_event(Event.EPOCH_END)
+        state.timestamp.epoch += 1
+        state.timestamp.batch_in_epoch = 0
+
+    def _train_step(self) -> None:
+        """Forward, loss and backward per micro-batch, then one optimizer step."""
+        state = self.state
+        full_batch = state.batch
+        micro_batches = split_micro_batches(full_batch, state.grad_accum)
+        total = batch_size_of(full_batch)
+        state.optimizer.zero_grad(set_to_none=True)
+        step_loss = torch.zeros((), device=state.device)
+        for micro in micro_batches:
+            state.batch = micro
+            share = batch_size_of(micro) / total
+            self.engine.run_event(Event.BEFORE_FORWARD)
+            with state.autocast():
+                state.outputs = state.model(state.inputs)
+            self.engine.run_event(Event.AFTER_FORWARD)
+            self.engine.run_event(Event.BEFORE_LOSS)
+            with state.autocast():
+                state.loss = state.loss_fn(state.outputs, state.targets)
+            self.engine.run_event(Event.AFTER_LOSS)
+            self.engine.run_event(Event.BEFORE_BACKWARD)
+            (state.loss * share).backward()
+            self.engine.run_event(Event.AFTER_BACKWARD)
+            step_loss += state.loss.detach().float() * share
+        state.batch = full_batch
+        state.train_loss = float(step_loss)
+        if not math.isfinite(state.train_loss):  # NaN guard: stop before the weights are touched
+            raise Diverged(f"loss became {state.train_loss} at step {state.timestamp.batch + 1}")
+        if state.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(state.model.parameters(), state.grad_clip_norm)
+        self._apply_schedule()
+        self.engine.run_event(Event.BEFORE_OPTIMIZER_STEP)
+        if getattr(state.optimizer, "requires_closure", False):
+            state.optimizer.step(closure=lambda: self._closure(micro_batches, total))
+        else:
+            state.optimizer.step()
+        self.engine.run_event(Event.AFTER_OPTIMIZER_STEP)
+        if _is_torch_scheduler(state.scheduler):
+            state.scheduler.step()
+
+    def _closure(self, micro_batches: list[Any], total: int) -> torch.Tensor:
+        """Recompute loss and gradients on the current batch (for SAM-like optimizers); fires no events."""
+        state = self.state
+        loss_sum = torch.zeros((), device=state.device)
+        for micro in micro_batches:
+            with state.autocast():
+                loss = state.loss_fn(state.model(micro[0]), micro[1]) * (batch_size_of(micro) / total)
+            loss.backward()
+            loss_sum += loss.detach()
+        return loss_sum
+
+    def _apply_schedule(self) -> None:
+        state = self.state
+        schedule = state.scheduler
+        if schedule is None or _is_torch_scheduler(schedule):
+            return
+        factor = schedule(state.timestamp.batch, self.total_steps)
+        for group in state.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+    # ------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict[str, float]:
+        """Evaluate on all of ``eval_data``; its time goes to the ``eval`` bucket, never to training."""
+        state = self.state
+        with state.timer.bucket("eval"):
+            self.engine.run_event(Event.EVAL_START)
+            results = self._run_eval() if state.eval_data is not None else {}
+            state.eval_results = results
+            self.engine.run_event(Event.EVAL_END)
+        point = EvalPoint(
+            step=state.timestamp.batch,
+            samples=state.timestamp.sample,
+            tokens=state.timestamp.token,
+            epoch=state.elapsed(TimeUnit.EPOCH),
+            train_time_s=state.timer.read("train"),
+            metrics=dict(results),
+        )
+        self.evals.append(point)
+        if self.store is not None:
+            self.store.add_eval(self.run_id, point)
+        return results
+
+    def _run_eval(self) -> dict[str, float]:
+        state = self.state
+        was_training = state.model.training
+        state.model.eval()
+        for metric in state.metrics.values():
+            metric.reset()
+        with torch.no_grad(), state.autocast():
+            for batch in state.eval_data:
+                state.eval_batch = move_to(batch, state.device)
+                self.engine.run_event(Event.EVAL_BATCH_START)
+                state.eval_outputs = state.eval_forward(state.model, state.eval_batch[0])
+                for metric in state.metrics.values():
+                    metric.update(state.eval_outputs, state.eval_batch[1])
+                self.engine.run_event(Event.EVAL_BATCH_END)
+        state.model.train(was_training)
+        return {name: metric.compute() for name, metric in state.metrics.items()}
+
+    # -------------------------------------------------------------- schedule
+    def _done(self) -> bool:
+        state = self.state
+        return state.stop_requested or state.elapsed(state.max_duration.unit) >= state.max_duration.value
+
+    def _to_steps(self, time: Time) -> float:
+        """Intervals are checked in optimizer steps (constant batch shape assumed for sp/tok)."""
+        state = self.state
+        time = state.resolve(time)
+        if time.unit is TimeUnit.DURATION:
+            return time.value * self.total_steps
+        return state.extra["rates"].to_steps(time)
+
+    def _plan_intervals(self) -> None:
+        times = self._eval_times
+        self._eval_every = self._to_steps(times[0]) if len(times) == 1 else None
+        self._eval_steps = {max(1, round(self._to_steps(t))) for t in times} if len(times) > 1 else set()
+        self._checkpoint_every = self._to_steps(self.checkpoint_interval) if self.checkpoint_interval else None
+
+    def _due(self, every: float | None, at_steps: set[int] = frozenset()) -> bool:  # type: ignore[assignment]
+        """True if the step just taken crossed a multiple of ``every`` or is one of ``at_steps``."""
+        step = self.state.timestamp.batch
+        if step in at_steps:
+            return True
+        if not every or every <= 0:
+            return False
+        return math.floor(step / every + 1e-9) > math.floor((step - 1) / every + 1e-9)
+
+    def _checkpoint_due(self) -> bool:
+        return self.checkpoint_dir is not None and not self._done() and self._due(self._checkpoint_every)
+
+    # ----------------------------------------------------------- checkpoints
+    def save_checkpoint(self) -> Path:
+        """Everything needed to continue bit for bit; time spent here is the ``checkpoint`` bucket."""
+        state = self.state
+        if self.checkpoint_dir is None:
+            raise ConfigError("no checkpoint_dir was given", "pass checkpoint_dir= to the Trainer")
+        with state.timer.bucket("checkpoint"):
+            self.engine.run_event(Event.CHECKPOINT)
+            payload = {
+                "run_id": self.run_id,
+                "run_info": _plain(state.run_info),
+                "model": state.model.state_dict(),
+                "optimizer": state.optimizer.state_dict(),
+                "scheduler": state.scheduler.state_dict() if _is_torch_scheduler(state.scheduler) else None,
+                "algorithms": [{"name": a.name, "state": a.state_dict()} for a in self.engine.algorithms],
+                "rng": ckpt.capture_rng(),
+                "timestamp": state.timestamp.state_dict(),
+                "timer": state.timer.state_dict(),
+                "evals": [e.to_dict() for e in self.evals],
+                "warmup_steps_remaining": state.warmup_steps_remaining,
+            }
+            path = ckpt.save_checkpoint(ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch), payload)
+            ckpt.prune_checkpoints(self.checkpoint_dir, self.keep_checkpoints)
+        return path
+
+    def _load(self, source: str | os.PathLike) -> None:
+        state = self.state
+        payload = ckpt.load_checkpoint(source)
+        blocked = [a.name for a in self.engine.algorithms if not a.resumable]
+        if blocked:
+            raise CheckpointError(
+                f"cannot resume: {', '.join(blocked)} cannot continue exactly from a checkpoint (see its card)",
+                "start a new run, or drop that method",
+            )
+        saved = [a["name"] for a in payload["algorithms"]]
+        current = [a.name for a in self.engine.algorithms]
+        if saved != current:
+            raise CheckpointError(
+                f"checkpoint was written with methods {saved or 'none'}, this run has {current or 'none'}",
+                "resume with the same --method list",
+            )
+        try:
+            state.model.load_state_dict(payload["model"])
+            state.optimizer.load_state_dict(payload["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"checkpoint does not fit this model or optimizer: {str(exc).splitlines()[0][:200]}",
+                "resume with the same workload, model and methods",
+            ) from exc
+        if payload["scheduler"] is not None and _is_torch_scheduler(state.scheduler):
+            state.scheduler.load_state_dict(payload["scheduler"])
+        for algorithm, saved_state in zip(self.engine.algorithms, payload["algorithms"]):
+            algorithm.load_state_dict(saved_state["state"])
+        state.timestamp.load_state_dict(payload["timestamp"])
+        state.timer.load_state_dict(payload["timer"])
+        state.warmup_steps_remaining = int(payload.get("warmup_steps_remaining", 0))
+        self.evals = [EvalPoint.from_dict(e) for e in payload["evals"]]
+        ckpt.restore_rng(payload["rng"])
+        self.run_id = payload.get("run_id", self.run_id)
+
+    # ------------------------------------------------------------ the record
+    def _open_run(self) -> None:
+        if self.store is None:
+            return
+        info = self.state.run_info
+        try:
+            self.store.get_run(self.run_id, with_evals=False)
+            exists = True
+        except StoreError:
+            exists = False
+        if exists:
+            self.store.truncate_evals(self.run_id, self.state.timestamp.batch)
+            self.store.update_run(self.run_id, status="running", error=None)
+            return
+        self.store.create_run(
+            RunRecord(
+                run_id=self.run_id,
+                workload=info["workload"],
+                recipe=info["recipe"],
+                methods=_plain(info["methods"]),
+                seed=self.state.seed,
+                duration=info["duration"],
+                schedule=info["schedule"],
+                metric=info["metric"],
+                higher_is_better=bool(info["higher_is_better"]),
+                env=capture_environment(self.state.device),
+                config=_plain(info["config"]),
+            )
+        )
+
+    def _finish(self, status: str, error: str | None) -> FitResult:
+        state = self.state
+        totals = state.timer.state_dict()
+        result = FitResult(
+            run_id=self.run_id,
+            status=status,
+            steps=state.timestamp.batch,
+            samples=state.timestamp.sample,
+            tokens=state.timestamp.token,
+            epochs=state.elapsed(TimeUnit.EPOCH),
+            timing=totals,
+            evals=list(self.evals),
+            final=dict(self.evals[-1].metrics) if self.evals and status == "completed" else {},
+            error=error,
+            run_info=state.run_info,
+        )
+        if self.store is not None:
+            self.store.update_run(
+                self.run_id,
+                status=status,
+                steps=result.steps,
+                samples=result.samples,
+                tokens=result.tokens,
+                train_time_s=totals["train"],
+                eval_time_s=totals["eval"],
+                data_wait_s=totals["data_wait"],
+                checkpoint_time_s=totals["checkpoint"],
+                warmup_time_s=totals["warmup"],
+                final=result.final,
+                error=error,
+                config=_plain(state.run_info.get("config", {})),
+            )
+        return result
+
+
+def _is_torch_scheduler(obj: Any) -> bool:
+    return isinstance(obj, torch.optim.lr_scheduler.LRScheduler) or hasattr(obj, "step") and hasattr(obj, "state_dict")
+
+
+def _takes_optimizer(fn: Callable) -> bool:
+    """A scheduler factory takes one argument (the optimizer); a hasten schedule takes two."""
+    import inspect
+
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.default is p.empty]
+    except (TypeError, ValueError):
+        return False
+    return len(params) == 1
+
+
+def _plain(value: Any) -> Any:
+    """JSON- and weights_only-safe copy: dicts, lists, numbers, strings."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,95 @@
+"""A workload binds data, model, loss, metric, a target and a tuned baseline recipe."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from hasten.core.metrics import Metric
+from hasten.errors import ConfigError
+
+
+@dataclass
+class Components:
+    """What ``Workload.build`` returns: everything the Trainer needs for the baseline recipe."""
+
+    model: nn.Module
+    train_data: Any
+    eval_data: Any
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor]
+    metrics: dict[str, Metric]
+    optimizer: Callable[[nn.Module], torch.optim.Optimizer]
+    scheduler: Any
+    grad_clip_norm: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Workload:
+    """Subclass and set the class attributes; ``build`` makes fresh components for one run.
+
+    ``target`` is what the baseline reaches reliably (mean over seeds minus the spread);
+    ``target_note`` says how and where it was measured.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    modality: ClassVar[str] = "any"  # "image", "text", "tabular": which methods apply
+    metric: ClassVar[str]
+    higher_is_better: ClassVar[bool] = True
+    target: ClassVar[float]
+    default_duration: ClassVar[str]
+    eval_interval: ClassVar[str] = "1ep"
+    baseline: ClassVar[str]
+    target_note: ClassVar[str] = ""
+
+    def build(self, *, seed: int, device: torch.device, data_dir: str | None = None) -> Components:
+        raise NotImplementedError
+
+    def reached(self, value: float) -> bool:
+        return value >= self.target if self.higher_is_better else value <= self.target
+
+
+_REGISTRY: dict[str, Workload] = {}
+_loaded = False
+_INFRASTRUCTURE = {"base", "runner"}
+
+
+def register_workload(workload: type[Workload]) -> type[Workload]:
+    """Class decorator: add a workload to the registry under ``workload.name``."""
+    _REGISTRY[workload.name] = workload()
+    return workload
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    import hasten.workloads as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_") and module.name not in _INFRASTRUCTURE:
+            importlib.import_module(f"hasten.workloads.{module.name}")
+    _loaded = True
+
+
+def list_workloads() -> list[Workload]:
+    _load_all()
+    return sorted(_REGISTRY.values(), key=lambda w: w.name)
+
+
+def get_workload(name: str | Workload) -> Workload:
+    if isinstance(name, Workload):
+        return name
+    _load_all()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        names = ", ".join(sorted(_REGISTRY))
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown workload {name!r}", f"{hint}known workloads: {names}")
+    return _REGISTRY[name]

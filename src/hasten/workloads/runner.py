@@ -1,0 +1,115 @@
+"""Run a recipe (workload baseline + methods) for a budget: the one path the CLI, sweeps,
+the demo, the profiler and the benchmarks all use, so their runs are comparable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from hasten.core.callback import Callback
+from hasten.core.time import Duration, Rates
+from hasten.methods.registry import build_methods, recipe_name
+from hasten.optim.schedules import MultiplicativeCyclic
+from hasten.trainer.sources import as_source, batch_size_of, tokens_in
+from hasten.trainer.trainer import Trainer, resolve_device, seed_everything
+from hasten.workloads.base import Workload, get_workload
+
+SCHEDULES = ("scaled", "cyclic")
+
+
+def _total_steps(train_data: Any, duration: str) -> int:
+    source = as_source(train_data)
+    first = next(iter(source.batches(0)))
+    samples = getattr(source, "batch_size", None) or batch_size_of(first)
+    tokens = getattr(source, "tokens_per_batch", None) or tokens_in(first, source)
+    return round(Rates(len(source), samples, tokens).to_steps(Duration(duration)))
+
+
+def build_trainer(
+    workload: str | Workload,
+    methods: Sequence[str] = (),
+    *,
+    duration: str | None = None,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    precision: str = "fp32",
+    data_dir: str | os.PathLike | None = None,
+    store: Any = None,
+    callbacks: Sequence[Callback] = (),
+    schedule: str = "scaled",
+    cycles: int = 4,
+    eval_interval: Any = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    checkpoint_interval: str | None = None,
+    resume_from: str | os.PathLike | None = None,
+    run_id: str | None = None,
+    deterministic: bool = False,
+    grad_accum: int = 1,
+    config: dict[str, Any] | None = None,
+) -> Trainer:
+    """A Trainer for ``workload``'s baseline with ``methods`` (CLI specs) added.
+
+    ``schedule="scaled"`` decays the baseline's schedule over this run's budget;
+    ``"cyclic"`` replaces it with ``cycles`` multiplicative cosine cycles and evaluates at
+    each cycle's end, so one run yields one tradeoff-curve point per cycle.
+    """
+    workload = get_workload(workload)
+    if schedule not in SCHEDULES:
+        from hasten.errors import ConfigError
+
+        raise ConfigError(f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
+    duration = str(Duration(duration or workload.default_duration))
+    algorithms = build_methods(list(methods))  # before building: bad specs fail before any work
+    device = resolve_device(device)
+    seed_everything(seed)
+    parts = workload.build(seed=seed, device=device, data_dir=str(data_dir) if data_dir else None)
+    scheduler, evals = parts.scheduler, eval_interval or workload.eval_interval
+    if schedule == "cyclic":
+        warmup = getattr(parts.scheduler, "warmup", 0.0)
+        scheduler = MultiplicativeCyclic(cycles=cycles, t_mult=2.0, warmup=warmup)
+        total = _total_steps(parts.train_data, duration)
+        evals = eval_interval or [f"{end}ba" for end in scheduler.cycle_ends(total)]
+    run_config = {
+        "precision": precision,
+        "data_dir": str(data_dir) if data_dir else None,
+        "cycles": cycles if schedule == "cyclic" else None,
+        **(config or {}),
+    }
+    return Trainer(
+        model=parts.model,
+        train_data=parts.train_data,
+        eval_data=parts.eval_data,
+        optimizer=parts.optimizer,
+        scheduler=scheduler,
+        loss_fn=parts.loss_fn,
+        max_duration=duration,
+        eval_interval=evals,
+        algorithms=algorithms,
+        callbacks=callbacks,
+        precision=precision,
+        device=device,
+        grad_accum=grad_accum,
+        seed=seed,
+        deterministic=deterministic,
+        checkpoint_dir=Path(checkpoint_dir) if checkpoint_dir else None,
+        checkpoint_interval=checkpoint_interval,
+        store=store,
+        metrics=parts.metrics,
+        grad_clip_norm=parts.grad_clip_norm,
+        run_id=run_id,
+        resume_from=resume_from,
+        run_info={
+            "workload": workload.name,
+            "recipe": recipe_name(list(methods)),
+            "methods": [{"name": a.name, "params": a.params} for a in algorithms],
+            "duration": duration,
+            "schedule": schedule,
+            "seed": seed,
+            "metric": workload.metric,
+            "higher_is_better": workload.higher_is_better,
+            "config": run_config,
+        },
+    )
