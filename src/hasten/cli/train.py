@@ -10,7 +10,7 @@ import click
 
 from hasten.callbacks.progress import ProgressBar
 from hasten.cli.common import echo_json, fmt_seconds, open_store, store_option
-from hasten.errors import CheckpointError, ConfigError
+from hasten.errors import CheckpointError, ConfigError, StoreError
 from hasten.core.time import Duration
 from hasten.methods.registry import build_methods, split_recipe
 from hasten.store.environment import capture_environment
@@ -48,7 +48,10 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
     store = open_store(store_path)
     run_id, resume_from = None, None
     if resume:
-        record = store.get_run(resume, with_evals=False)
+        try:
+            record = store.get_run(resume, with_evals=False)
+        except StoreError as exc:
+            raise ConfigError(exc.problem, exc.hint) from exc
         if record.workload != spec.name:
             raise ConfigError(f"run {record.run_id} is a {record.workload!r} run, not {spec.name!r}",
                               f"use 'hasten train {record.workload} --resume {record.run_id}'")

@@ -45,7 +45,7 @@ class WarmupCosine:
         w = _warmup_steps(self.warmup, total_steps)
         if step < w:
             return (step + 1) / w
-        span = max(total_steps - w, 1.0)
+        span = max(total_steps - 1 - w, 1.0)  # the last step runs at the final lr
         t = min(max((step - w) / span, 0.0), 1.0)
         return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
 
@@ -61,7 +61,7 @@ class WarmupLinear:
         w = _warmup_steps(self.warmup, total_steps)
         if step < w:
             return (step + 1) / w
-        span = max(total_steps - w, 1.0)
+        span = max(total_steps - 1 - w, 1.0)  # the last step runs at the final lr
         t = min(max((step - w) / span, 0.0), 1.0)
         return 1.0 + (self.final - 1.0) * t
 
