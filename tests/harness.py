@@ -12,13 +12,11 @@ Usage in a method test::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import io
-import tarfile
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,19 +32,15 @@ CIFAR_STD = torch.tensor([63.0, 62.1, 66.7]).view(1, 3, 1, 1)
 @functools.lru_cache(maxsize=4)
 def cifar_slice(data_dir: str, n: int = 512, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` real CIFAR-10 images (uint8, N x 3 x 32 x 32) spread over all ten classes, and labels."""
-    from PIL import Image
+    from hasten.data.cifar import JPEG_FILES
+    from hasten.data.files import verify
+    from hasten.data.images import decode_image_folder, index_image_folder
 
-    with tarfile.open(Path(data_dir) / "cifar10-jpeg" / f"{split}.tar") as archive:
-        members = sorted((m for m in archive.getmembers() if m.isfile()), key=lambda m: m.name)
-        classes = sorted({m.name.split("/")[1] for m in members})
-        picked = members[:: max(1, len(members) // n)][:n]
-        images, labels = [], []
-        for member in picked:
-            data = archive.extractfile(member).read()  # type: ignore[union-attr]
-            images.append(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
-            labels.append(classes.index(member.name.split("/")[1]))
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return x, torch.tensor(labels)
+    archive = verify(Path(data_dir) / "cifar10-jpeg" / f"{split}.tar", JPEG_FILES[split])
+    index = index_image_folder(archive, split)
+    picked = index.entries[:: max(1, len(index.entries) // n)][:n]
+    arrays = decode_image_folder(dataclasses.replace(index, entries=picked))
+    return torch.from_numpy(arrays["images"]), torch.from_numpy(arrays["labels"])
 
 
 def normalize_images(x: torch.Tensor) -> torch.Tensor:
@@ -56,10 +50,10 @@ def normalize_images(x: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=2)
 def shakespeare_tokens(data_dir: str, n_chars: int = 20_000) -> tuple[torch.Tensor, int]:
     """The first ``n_chars`` characters of Tiny Shakespeare as token ids, and the vocabulary size."""
-    text = (Path(data_dir) / "tinyshakespeare" / "input.txt").read_text()
-    vocab = sorted(set(text))
-    index = {c: i for i, c in enumerate(vocab)}
-    return torch.tensor([index[c] for c in text[:n_chars]]), len(vocab)
+    from hasten.data.text import load_tiny_shakespeare
+
+    corpus = load_tiny_shakespeare(data_dir)
+    return torch.cat([corpus.train, corpus.val])[:n_chars], len(corpus.vocab)
 
 
 def text_windows(tokens: torch.Tensor, context: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -77,7 +77,7 @@ def test_workloads_table_lists_toy():
 def test_killed_cli_run_resumes_and_keeps_its_id(tmp_path, store_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HASTEN_STORE": str(store_path)}
     command = [sys.executable, "-m", "hasten.cli.main", "train", "toy", "--duration", "60ep", "--deterministic",
-               "--checkpoint-interval", "100ba"]
+               "--checkpoint-interval", "100ba"]  # 1920 steps
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     checkpoints = []
@@ -100,9 +100,7 @@ def test_killed_cli_run_resumes_and_keeps_its_id(tmp_path, store_path):
                            env=env, capture_output=True, text=True)
     assert again.returncode == 2 and "already completed" in again.stderr
 
-    straight = subprocess.run([sys.executable, "-m", "hasten.cli.main", "train", "toy", "--duration", "150ep",
-                               "--deterministic", "--checkpoint-interval", "100ba", "--json"],
-                              env=env, capture_output=True, text=True, timeout=600)
+    straight = subprocess.run(command + ["--json"], env=env, capture_output=True, text=True, timeout=600)
     other_id = json.loads(straight.stdout)["run_id"]
     final_a = load_checkpoint(store_path.parent / "checkpoints" / record.run_id)["model"]
     final_b = load_checkpoint(store_path.parent / "checkpoints" / other_id)["model"]

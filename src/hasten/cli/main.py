@@ -7,14 +7,13 @@ a list of click commands. Errors the user can fix print one line and exit non-ze
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 from typing import Any
 
 import click
 
 from hasten import __version__
+from hasten.discovery import import_submodules
 from hasten.errors import HastenError
 
 
@@ -40,12 +39,8 @@ def cli() -> None:
 
 
 def _register_commands() -> None:
-    import hasten.cli as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if module.name in ("main", "common") or module.name.startswith("_"):
-            continue
-        for command in importlib.import_module(f"hasten.cli.{module.name}").COMMANDS:
+    for module in import_submodules("hasten.cli", {"main", "common"}):
+        for command in module.COMMANDS:
             cli.add_command(command)
 
 

@@ -15,6 +15,14 @@ import torch
 BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
+    """The sample order of ``epoch``: a permutation drawn from (seed, epoch) alone."""
+    if not shuffle:
+        return torch.arange(n)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator)
+
+
 class TensorBatches:
     """A batch source over ``inputs[i], targets[i]``.
 
@@ -55,11 +63,7 @@ class TensorBatches:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def order(self, epoch: int) -> torch.Tensor:
-        n = len(self.inputs)
-        if not self.shuffle:
-            return torch.arange(n)
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(n, generator=generator)
+        return epoch_order(len(self.inputs), self.seed, epoch, self.shuffle)
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order(epoch).to(self.inputs.device)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import inspect
-import pkgutil
 from dataclasses import dataclass
 from typing import Any
 
 from hasten.core.algorithm import Algorithm
+from hasten.discovery import import_submodules
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard
 
@@ -38,10 +37,12 @@ def register(card: MethodCard, algorithm: type[Algorithm]) -> type[Algorithm]:
     from the Algorithm class and its constructor, so they cannot drift apart."""
     if algorithm.name != card.name:
         raise ValueError(f"card {card.name!r} registers algorithm named {algorithm.name!r}")
+    api_only = set(getattr(algorithm, "api_only", ()))  # Python-only arguments (callables): not on the CLI
     defaults = {
         p.name: p.default
         for p in inspect.signature(algorithm.__init__).parameters.values()
-        if p.name != "self" and p.default is not p.empty and p.kind is p.KEYWORD_OR_POSITIONAL
+        if p.name != "self" and p.name not in api_only and p.default is not p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
     card = dataclasses.replace(
         card,
@@ -59,14 +60,9 @@ def register(card: MethodCard, algorithm: type[Algorithm]) -> type[Algorithm]:
 def _load_all() -> None:
     """Import every method module once; each registers itself."""
     global _loaded
-    if _loaded:
-        return
-    import hasten.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_") and module.name not in _INFRASTRUCTURE:
-            importlib.import_module(f"hasten.methods.{module.name}")
-    _loaded = True
+    if not _loaded:
+        import_submodules("hasten.methods", _INFRASTRUCTURE)
+        _loaded = True
 
 
 def all_methods() -> list[MethodEntry]:

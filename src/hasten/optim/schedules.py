@@ -34,6 +34,17 @@ class Constant:
         return min(1.0, (step + 1) / w) if w > 0 else 1.0
 
 
+def _warmup_then_decay(step: int, total_steps: int, warmup: float, final: float, shape: str) -> float:
+    """Linear warm-up to 1, then decay to ``final`` by ``shape`` so the last step runs at ``final``."""
+    w = _warmup_steps(warmup, total_steps)
+    if step < w:
+        return (step + 1) / w
+    span = max(total_steps - 1 - w, 1.0)
+    t = min(max((step - w) / span, 0.0), 1.0)
+    remaining = 0.5 * (1 + math.cos(math.pi * t)) if shape == "cosine" else 1.0 - t
+    return final + (1 - final) * remaining
+
+
 @dataclass(frozen=True)
 class WarmupCosine:
     """Linear warm-up to 1, then cosine decay to ``final`` at the last step (nanoGPT's shape)."""
@@ -42,12 +53,7 @@ class WarmupCosine:
     final: float = 0.0
 
     def __call__(self, step: int, total_steps: int) -> float:
-        w = _warmup_steps(self.warmup, total_steps)
-        if step < w:
-            return (step + 1) / w
-        span = max(total_steps - 1 - w, 1.0)  # the last step runs at the final lr
-        t = min(max((step - w) / span, 0.0), 1.0)
-        return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
+        return _warmup_then_decay(step, total_steps, self.warmup, self.final, "cosine")
 
 
 @dataclass(frozen=True)
@@ -58,12 +64,7 @@ class WarmupLinear:
     final: float = 0.0
 
     def __call__(self, step: int, total_steps: int) -> float:
-        w = _warmup_steps(self.warmup, total_steps)
-        if step < w:
-            return (step + 1) / w
-        span = max(total_steps - 1 - w, 1.0)  # the last step runs at the final lr
-        t = min(max((step - w) / span, 0.0), 1.0)
-        return 1.0 + (self.final - 1.0) * t
+        return _warmup_then_decay(step, total_steps, self.warmup, self.final, "linear")
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from hasten.core.event import Event
 from hasten.core.metrics import CrossEntropy, Metric
 from hasten.core.state import State
 from hasten.core.time import Duration, Rates, Time, TimeUnit
-from hasten.errors import CheckpointError, ConfigError, StoreError
-from hasten.store.environment import capture_environment
-from hasten.store.records import EvalPoint, RunRecord
+from hasten.errors import ConfigError
+from hasten.store.records import EvalPoint
 from hasten.trainer import checkpoint as ckpt
+from hasten.trainer import recording, resume
 from hasten.trainer.result import FitResult
 from hasten.trainer.sources import as_source, batch_size_of, move_to, split_micro_batches, tokens_in
 from hasten.trainer.timing import TimingBuckets
@@ -51,6 +51,11 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def default_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer a Trainer builds when given none (methods that wrap or replace it reuse this)."""
+    return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
 
 def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -142,7 +147,7 @@ class Trainer:
             timer=TimingBuckets(device),
             warmup_steps_remaining=warmup_steps,
         )
-        self.state.run_info = self._run_info(run_info, algorithms)
+        self.state.run_info = recording.describe_run(run_info, self.state, algorithms, self.checkpoint_dir)
         self._eval_times = self._parse_intervals(eval_interval)
         self.engine = Engine(self.state, algorithms, callbacks)
         self.engine.run_event(Event.INIT)  # surgery happens here, before the optimizer is built
@@ -155,24 +160,6 @@ class Trainer:
         if isinstance(metrics, dict):
             return dict(metrics)
         return {m.name: m for m in metrics}
-
-    def _run_info(self, info: dict[str, Any] | None, algorithms: Sequence[Algorithm]) -> dict[str, Any]:
-        info = dict(info or {})
-        info.setdefault("workload", "custom")
-        info.setdefault("methods", [{"name": a.name, "params": a.params} for a in algorithms])
-        info.setdefault("recipe", "+".join(a.name for a in algorithms) or "baseline")
-        info.setdefault("duration", str(self.state.max_duration))
-        info.setdefault("schedule", "scaled")
-        primary = next(iter(self.state.metrics.values()), None)
-        info.setdefault("metric", primary.name if primary else "")
-        info.setdefault("higher_is_better", primary.higher_is_better if primary else True)
-        info.setdefault("config", {})
-        info["config"].setdefault("precision", self.state.precision)
-        info["config"].setdefault("device", str(self.state.device))
-        info["config"].setdefault("grad_accum", self.state.grad_accum)
-        if self.checkpoint_dir is not None:
-            info["config"].setdefault("checkpoint_dir", str(self.checkpoint_dir))
-        return info
 
     @staticmethod
     def _parse_intervals(interval: Any) -> list[Time]:
@@ -200,11 +187,11 @@ class Trainer:
     def _build_optimizer(self) -> None:
         state = self.state
         if state.optimizer is None:
-            factory = state.optimizer_factory or (lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3))
+            factory = state.optimizer_factory or default_optimizer
             state.optimizer = factory(state.model)
         for group in state.optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
-        if callable(state.scheduler) and not _is_torch_scheduler(state.scheduler) and _takes_optimizer(state.scheduler):
+        if callable(state.scheduler) and not is_torch_scheduler(state.scheduler) and _takes_optimizer(state.scheduler):
             state.scheduler = state.scheduler(state.optimizer)
 
     # --------------------------------------------------------------- the loop
@@ -305,6 +292,7 @@ class Trainer:
         total = batch_size_of(full_batch)
         state.optimizer.zero_grad(set_to_none=True)
         step_loss = torch.zeros((), device=state.device)
+        replay: list[tuple[Any, Any, Any, float]] = []  # what each loss saw, for closure optimizers
         for micro in micro_batches:
             state.batch = micro
             share = batch_size_of(micro) / total
@@ -315,6 +303,7 @@ class Trainer:
             self.engine.run_event(Event.BEFORE_LOSS)
             with state.autocast():
                 state.loss = state.loss_fn(state.outputs, state.targets)
+            replay.append((state.inputs, state.targets, state.loss_fn, share))
             self.engine.run_event(Event.AFTER_LOSS)
             self.engine.run_event(Event.BEFORE_BACKWARD)
             (state.loss * share).backward()
@@ -326,35 +315,28 @@ class Trainer:
             raise Diverged(f"loss became {state.train_loss} at step {state.timestamp.batch + 1}")
         if state.grad_clip_norm:
             torch.nn.utils.clip_grad_norm_(state.model.parameters(), state.grad_clip_norm)
-        self._apply_schedule()
+        apply_schedule(state)
         self.engine.run_event(Event.BEFORE_OPTIMIZER_STEP)
         if getattr(state.optimizer, "requires_closure", False):
-            state.optimizer.step(closure=lambda: self._closure(micro_batches, total))
+            state.optimizer.step(closure=lambda: self._closure(replay))
         else:
             state.optimizer.step()
         self.engine.run_event(Event.AFTER_OPTIMIZER_STEP)
-        if _is_torch_scheduler(state.scheduler):
+        if is_torch_scheduler(state.scheduler):
             state.scheduler.step()
 
-    def _closure(self, micro_batches: list[Any], total: int) -> torch.Tensor:
-        """Recompute loss and gradients on the current batch (for SAM-like optimizers); fires no events."""
+    def _closure(self, replay: list[tuple[Any, Any, Any, float]]) -> torch.Tensor:
+        """Recompute loss and gradients on the current batch (for SAM-like optimizers); fires no events.
+        Each micro-batch is replayed as its loss saw it: inputs after BEFORE_FORWARD transforms
+        (MixUp, CutMix) and the loss function then in use (their mixed loss)."""
         state = self.state
         loss_sum = torch.zeros((), device=state.device)
-        for micro in micro_batches:
+        for inputs, targets, loss_fn, share in replay:
             with state.autocast():
-                loss = state.loss_fn(state.model(micro[0]), micro[1]) * (batch_size_of(micro) / total)
+                loss = loss_fn(state.model(inputs), targets) * share
             loss.backward()
             loss_sum += loss.detach()
         return loss_sum
-
-    def _apply_schedule(self) -> None:
-        state = self.state
-        schedule = state.scheduler
-        if schedule is None or _is_torch_scheduler(schedule):
-            return
-        factor = schedule(state.timestamp.batch, self.total_steps)
-        for group in state.optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
 
     # ------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
@@ -434,91 +416,21 @@ class Trainer:
             raise ConfigError("no checkpoint_dir was given", "pass checkpoint_dir= to the Trainer")
         with state.timer.bucket("checkpoint"):
             self.engine.run_event(Event.CHECKPOINT)
-            payload = {
-                "run_id": self.run_id,
-                "run_info": _plain(state.run_info),
-                "model": state.model.state_dict(),
-                "optimizer": state.optimizer.state_dict(),
-                "scheduler": state.scheduler.state_dict() if _is_torch_scheduler(state.scheduler) else None,
-                "algorithms": [{"name": a.name, "state": a.state_dict()} for a in self.engine.algorithms],
-                "rng": ckpt.capture_rng(),
-                "timestamp": state.timestamp.state_dict(),
-                "timer": state.timer.state_dict(),
-                "evals": [e.to_dict() for e in self.evals],
-                "warmup_steps_remaining": state.warmup_steps_remaining,
-            }
-            path = ckpt.save_checkpoint(ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch), payload)
+            path = ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch)
+            ckpt.save_checkpoint(path, resume.capture(self))
             ckpt.prune_checkpoints(self.checkpoint_dir, self.keep_checkpoints)
         return path
 
     def _load(self, source: str | os.PathLike) -> None:
-        state = self.state
-        payload = ckpt.load_checkpoint(source)
-        blocked = [a.name for a in self.engine.algorithms if not a.resumable]
-        if blocked:
-            raise CheckpointError(
-                f"cannot resume: {', '.join(blocked)} cannot continue exactly from a checkpoint (see its card)",
-                "start a new run, or drop that method",
-            )
-        saved = [a["name"] for a in payload["algorithms"]]
-        current = [a.name for a in self.engine.algorithms]
-        if saved != current:
-            raise CheckpointError(
-                f"checkpoint was written with methods {saved or 'none'}, this run has {current or 'none'}",
-                "resume with the same --method list",
-            )
-        try:
-            state.model.load_state_dict(payload["model"])
-            state.optimizer.load_state_dict(payload["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(
-                f"checkpoint does not fit this model or optimizer: {str(exc).splitlines()[0][:200]}",
-                "resume with the same workload, model and methods",
-            ) from exc
-        if payload["scheduler"] is not None and _is_torch_scheduler(state.scheduler):
-            state.scheduler.load_state_dict(payload["scheduler"])
-        for algorithm, saved_state in zip(self.engine.algorithms, payload["algorithms"]):
-            algorithm.load_state_dict(saved_state["state"])
-        state.timestamp.load_state_dict(payload["timestamp"])
-        state.timer.load_state_dict(payload["timer"])
-        state.warmup_steps_remaining = int(payload.get("warmup_steps_remaining", 0))
-        self.evals = [EvalPoint.from_dict(e) for e in payload["evals"]]
-        ckpt.restore_rng(payload["rng"])
-        self.run_id = payload.get("run_id", self.run_id)
+        resume.restore(self, ckpt.load_checkpoint(source))
 
     # ------------------------------------------------------------ the record
     def _open_run(self) -> None:
-        if self.store is None:
-            return
-        info = self.state.run_info
-        try:
-            self.store.get_run(self.run_id, with_evals=False)
-            exists = True
-        except StoreError:
-            exists = False
-        if exists:
-            self.store.truncate_evals(self.run_id, self.state.timestamp.batch)
-            self.store.update_run(self.run_id, status="running", error=None)
-            return
-        self.store.create_run(
-            RunRecord(
-                run_id=self.run_id,
-                workload=info["workload"],
-                recipe=info["recipe"],
-                methods=_plain(info["methods"]),
-                seed=self.state.seed,
-                duration=info["duration"],
-                schedule=info["schedule"],
-                metric=info["metric"],
-                higher_is_better=bool(info["higher_is_better"]),
-                env=capture_environment(self.state.device),
-                config=_plain(info["config"]),
-            )
-        )
+        if self.store is not None:
+            recording.open_run(self.store, self.run_id, self.state)
 
     def _finish(self, status: str, error: str | None) -> FitResult:
         state = self.state
-        totals = state.timer.state_dict()
         result = FitResult(
             run_id=self.run_id,
             status=status,
@@ -526,32 +438,28 @@ class Trainer:
             samples=state.timestamp.sample,
             tokens=state.timestamp.token,
             epochs=state.elapsed(TimeUnit.EPOCH),
-            timing=totals,
+            timing=state.timer.state_dict(),
             evals=list(self.evals),
             final=dict(self.evals[-1].metrics) if self.evals and status == "completed" else {},
             error=error,
             run_info=state.run_info,
         )
         if self.store is not None:
-            self.store.update_run(
-                self.run_id,
-                status=status,
-                steps=result.steps,
-                samples=result.samples,
-                tokens=result.tokens,
-                train_time_s=totals["train"],
-                eval_time_s=totals["eval"],
-                data_wait_s=totals["data_wait"],
-                checkpoint_time_s=totals["checkpoint"],
-                warmup_time_s=totals["warmup"],
-                final=result.final,
-                error=error,
-                config=_plain(state.run_info.get("config", {})),
-            )
+            recording.finish_run(self.store, result)
         return result
 
 
-def _is_torch_scheduler(obj: Any) -> bool:
+def apply_schedule(state: State) -> None:
+    """Set every group's lr for the step about to be taken from a hasten schedule (no-op for torch schedulers)."""
+    schedule = state.scheduler
+    if schedule is None or is_torch_scheduler(schedule) or "total_steps" not in state.extra:
+        return
+    factor = schedule(state.timestamp.batch, state.extra["total_steps"])
+    for group in state.optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * factor
+
+
+def is_torch_scheduler(obj: Any) -> bool:
     return isinstance(obj, torch.optim.lr_scheduler.LRScheduler) or hasattr(obj, "step") and hasattr(obj, "state_dict")
 
 
@@ -564,14 +472,3 @@ def _takes_optimizer(fn: Callable) -> bool:
     except (TypeError, ValueError):
         return False
     return len(params) == 1
-
-
-def _plain(value: Any) -> Any:
-    """JSON- and weights_only-safe copy: dicts, lists, numbers, strings."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    return str(value)

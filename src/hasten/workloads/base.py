@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -12,6 +10,7 @@ import torch
 from torch import nn
 
 from hasten.core.metrics import Metric
+from hasten.discovery import import_submodules
 from hasten.errors import ConfigError
 
 
@@ -68,14 +67,9 @@ def register_workload(workload: type[Workload]) -> type[Workload]:
 
 def _load_all() -> None:
     global _loaded
-    if _loaded:
-        return
-    import hasten.workloads as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        if not module.name.startswith("_") and module.name not in _INFRASTRUCTURE:
-            importlib.import_module(f"hasten.workloads.{module.name}")
-    _loaded = True
+    if not _loaded:
+        import_submodules("hasten.workloads", _INFRASTRUCTURE)
+        _loaded = True
 
 
 def list_workloads() -> list[Workload]:

@@ -41,6 +41,8 @@ def build_trainer(
     callbacks: Sequence[Callback] = (),
     schedule: str = "scaled",
     cycles: int = 4,
+    t_mult: float = 2.0,
+    cycle_warmup: float | None = None,
     eval_interval: Any = None,
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_interval: str | None = None,
@@ -54,7 +56,9 @@ def build_trainer(
 
     ``schedule="scaled"`` decays the baseline's schedule over this run's budget;
     ``"cyclic"`` replaces it with ``cycles`` multiplicative cosine cycles and evaluates at
-    each cycle's end, so one run yields one tradeoff-curve point per cycle.
+    each cycle's end, so one run yields one tradeoff-curve point per cycle. ``t_mult`` is
+    each cycle's length over the last one's; ``cycle_warmup`` (a fraction of the run, or
+    steps) overrides the baseline's warm-up so cycle ends can be placed on chosen budgets.
     """
     workload = get_workload(workload)
     if schedule not in SCHEDULES:
@@ -68,14 +72,16 @@ def build_trainer(
     parts = workload.build(seed=seed, device=device, data_dir=str(data_dir) if data_dir else None)
     scheduler, evals = parts.scheduler, eval_interval or workload.eval_interval
     if schedule == "cyclic":
-        warmup = getattr(parts.scheduler, "warmup", 0.0)
-        scheduler = MultiplicativeCyclic(cycles=cycles, t_mult=2.0, warmup=warmup)
+        warmup = getattr(parts.scheduler, "warmup", 0.0) if cycle_warmup is None else cycle_warmup
+        scheduler = MultiplicativeCyclic(cycles=cycles, t_mult=t_mult, warmup=warmup)
         total = _total_steps(parts.train_data, duration)
         evals = eval_interval or [f"{end}ba" for end in scheduler.cycle_ends(total)]
     run_config = {
         "precision": precision,
         "data_dir": str(data_dir) if data_dir else None,
         "cycles": cycles if schedule == "cyclic" else None,
+        "data_source": parts.extra.get("data_source"),  # which files the run trained on
+        **({"t_mult": t_mult, "cycle_warmup": cycle_warmup} if schedule == "cyclic" else {}),
         **(config or {}),
     }
     return Trainer(

@@ -1,0 +1,318 @@
+"""Model surgery shared by the model-component methods.
+
+Three jobs, done once here so every method behaves the same on models it has never seen:
+
+- **find and replace modules** by type *or* by predicate ``(name, module) -> bool``
+  (``replace_modules``), counting what was replaced, placing each new module on its
+  predecessor's device and dtype, and keeping an existing optimizer in sync;
+- **probe a model** with one forward pass to find its residual parts
+  (``find_residual_branches``): branches ``M`` in ``x + M(x)`` and whole blocks
+  ``x -> x + f(x)``; this is how stochastic depth and residual squeeze-excite find their
+  targets without knowing the model's classes;
+- **undo** exactly-removable surgery for export (``unwrap_modules``).
+
+Optimizers: the Trainer builds its optimizer from a factory *after* the INIT surgery,
+so surgery normally happens before any optimizer exists. When one already exists, pass
+it: parameters that surgery removes leave it (with their state) and new ones join the
+param group of the module they replace.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence, Union
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from hasten.errors import ConfigError
+
+Predicate = Callable[[str, nn.Module], bool]
+#: What to operate on: a module class, a tuple of classes, or a predicate ``(name, module) -> bool``.
+Target = Union[type, tuple, Predicate]
+Factory = Callable[[str, nn.Module], Union[nn.Module, None]]
+
+
+def as_predicate(target: Target) -> Predicate:
+    """Turn a class, a tuple of classes or a predicate into a predicate."""
+    if isinstance(target, type) or (isinstance(target, tuple) and all(isinstance(t, type) for t in target)):
+        return lambda name, module: isinstance(module, target)
+    if callable(target):
+        return target
+    raise ConfigError(f"surgery target {target!r} is neither a module class nor a predicate",
+                      "pass a class such as nn.Conv2d, a tuple of classes, or a function (name, module) -> bool")
+
+
+def both(types: type | tuple, predicate: Predicate | None) -> Predicate:
+    """Modules of ``types`` for which ``predicate`` (if given) also holds."""
+    if predicate is None:
+        return as_predicate(types)
+    return lambda name, module: isinstance(module, types) and bool(predicate(name, module))
+
+
+def find_modules(model: nn.Module, target: Target) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` pairs matching ``target``, in definition order, each module once.
+    The root module itself is never returned (it cannot be replaced in place)."""
+    matches = as_predicate(target)
+    return [(name, module) for name, module in model.named_modules() if name and matches(name, module)]
+
+
+def replace_modules(
+    model: nn.Module,
+    target: Target,
+    factory: Factory,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> int:
+    """Replace every module matching ``target`` with ``factory(name, module)``; return the count.
+
+    ``factory`` may return ``None`` (or the module itself) to leave a module alone. Replaced
+    modules are not searched again, so a wrapper that holds the original cannot be wrapped
+    twice. A module registered under several names is replaced at all of them by one new
+    module. New modules take the device and floating dtype of the module they replace.
+    """
+    matches = as_predicate(target)
+    before = list(model.parameters())
+    replaced: dict[int, nn.Module] = {}
+    pairs: list[tuple[nn.Module, nn.Module]] = []
+    created: set[int] = set()
+    visited: set[int] = set()
+
+    def visit(parent: nn.Module, prefix: str) -> None:
+        if id(parent) in visited:
+            return
+        visited.add(id(parent))
+        for attr, child in list(parent._modules.items()):
+            if child is None or id(child) in created:
+                continue
+            name = f"{prefix}.{attr}" if prefix else attr
+            if id(child) in replaced:  # the same module seen under another name
+                setattr(parent, attr, replaced[id(child)])
+                continue
+            if matches(name, child):
+                new = factory(name, child)
+                if new is not None and new is not child:
+                    _match_placement(new, child)
+                    replaced[id(child)] = new
+                    created.add(id(new))
+                    pairs.append((child, new))
+                    setattr(parent, attr, new)
+                    continue
+            visit(child, name)
+
+    visit(model, "")
+    if optimizer is not None and pairs:
+        sync_optimizer(optimizer, before, pairs)
+    return len(pairs)
+
+
+def _match_placement(new: nn.Module, old: nn.Module) -> None:
+    reference = next(itertools.chain(old.parameters(), old.buffers()), None)
+    if reference is None:
+        return
+    if reference.is_floating_point():
+        new.to(device=reference.device, dtype=reference.dtype)
+    else:
+        new.to(device=reference.device)
+
+
+def sync_optimizer(
+    optimizer: torch.optim.Optimizer,
+    before: Sequence[nn.Parameter],
+    pairs: Sequence[tuple[nn.Module, nn.Module]],
+) -> None:
+    """Make ``optimizer`` hold exactly the parameters that survive surgery.
+
+    Parameters that left the model leave the optimizer, with their state; a new module's
+    new parameters join the param group that held the first parameter of the module it
+    replaced (group 0 if that module had none), so they share its learning rate and schedule.
+    """
+    groups = [_group_of(optimizer, next(old.parameters(), None)) for old, _ in pairs]
+    after_ids = {id(p) for _, new in pairs for p in new.parameters()}
+    gone = {id(p) for old, _ in pairs for p in old.parameters()} - after_ids
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            if id(p) in gone:
+                optimizer.state.pop(p, None)
+        group["params"] = [p for p in group["params"] if id(p) not in gone]
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    existed = {id(p) for p in before}
+    for (_, new), group in zip(pairs, groups):
+        for p in new.parameters():
+            if id(p) not in held and id(p) not in existed:
+                group["params"].append(p)
+                held.add(id(p))
+
+
+def _group_of(optimizer: torch.optim.Optimizer, param: nn.Parameter | None) -> dict:
+    if param is not None:
+        for group in optimizer.param_groups:
+            if any(p is param for p in group["params"]):
+                return group
+    return optimizer.param_groups[0]
+
+
+class Unwrappable(nn.Module):
+    """A wrapper that surgery can remove exactly: ``unwrap()`` returns what it wrapped."""
+
+    def unwrap(self) -> nn.Module:
+        raise NotImplementedError
+
+
+def unwrap_modules(model: nn.Module, wrapper: type, optimizer: torch.optim.Optimizer | None = None) -> int:
+    """Replace every ``wrapper`` instance (an ``Unwrappable``) by what it wraps; return the count."""
+    return replace_modules(model, wrapper, lambda name, module: module.unwrap(), optimizer)
+
+
+def require_some(count: int, method: str, what: str, hint: str) -> int:
+    """A method that changes nothing would silently mislead a benchmark: refuse instead."""
+    if count == 0:
+        raise ConfigError(f"{method} found no {what} in this model", hint)
+    return count
+
+
+# --------------------------------------------------------------------- probing
+@dataclass(frozen=True)
+class ResidualBranch:
+    """A residual part of a model. ``kind == "branch"``: a module whose output is added to a
+    tensor that existed before it ran (``x + M(x)``). ``kind == "block"``: a module that
+    returns its own input plus something (``M(x) = x + f(x)``)."""
+
+    name: str
+    module: nn.Module
+    output_shape: tuple[int, ...]
+    input_shape: tuple[int, ...] | None
+    kind: str = "branch"
+
+
+_ADDS = {torch.add, torch.Tensor.add, torch.Tensor.add_, torch.Tensor.__add__, torch.Tensor.__iadd__,
+         torch.Tensor.__radd__}
+
+
+class _RecordAdds(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.adds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        if func in _ADDS and len(args) >= 2 and "alpha" not in kwargs:
+            a, b = args[0], args[1]
+            if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
+                self.adds.append((a, b, result))
+        return result
+
+
+@dataclass
+class _Call:
+    name: str
+    module: nn.Module
+    start: int
+    inputs: tuple
+    output: Any = None
+
+
+def find_residual_branches(model: nn.Module, example_input: Any) -> list[ResidualBranch]:
+    """Residual branches and blocks of ``model``, in the order they run, found by one
+    eval-mode forward that records every module call and every addition.
+
+    A branch is the outermost module ``M`` (called once per forward) whose output is one
+    operand of an addition whose other operand was already an input to some module that
+    started no later than ``M``: ``x + M(x)``, ``x + attn(ln(x))``, ``out += identity``.
+    A block is the innermost module whose output *is* such a sum with its own input as the
+    skip operand (``ResidualBlock.forward = x + f(x)``). Projection shortcuts (both operands
+    computed inside the block) are neither. The model's root module is never reported.
+    The forward runs under ``no_grad`` in eval mode with the RNG state restored, so it
+    changes nothing.
+    """
+    calls: list[_Call] = []
+    open_calls: dict[int, list[_Call]] = {}
+    counter = itertools.count()
+    names = {id(m): n for n, m in model.named_modules() if n}
+    handles = []
+
+    def pre_hook(module: nn.Module, args: tuple) -> None:
+        call = _Call(names[id(module)], module, next(counter), tuple(a for a in args if isinstance(a, torch.Tensor)))
+        open_calls.setdefault(id(module), []).append(call)
+        calls.append(call)
+
+    def post_hook(module: nn.Module, args: tuple, output: Any) -> None:
+        open_calls[id(module)].pop().output = output
+
+    for module in {id(m): m for m in model.modules() if m is not model}.values():
+        handles.append(module.register_forward_pre_hook(pre_hook))
+        handles.append(module.register_forward_hook(post_hook))
+    recorder = _RecordAdds()
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.random.fork_rng(devices=_cuda_devices(example_input)), torch.no_grad(), recorder:
+            model(example_input)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+
+    times_called: dict[int, int] = {}
+    for call in calls:
+        times_called[id(call.module)] = times_called.get(id(call.module), 0) + 1
+    first_input_at: dict[int, int] = {}
+    for call in calls:
+        for tensor in call.inputs:
+            first_input_at.setdefault(id(tensor), call.start)
+
+    found: dict[int, tuple[int, ResidualBranch]] = {}
+    for a, b, result in recorder.adds:
+        # a residual *block*: a module returning its own input plus something (x -> x + f(x))
+        blocks = [c for c in calls if c.output is result and times_called[id(c.module)] == 1
+                  and c.inputs and (c.inputs[0] is a or c.inputs[0] is b)]
+        if blocks:
+            block = max(blocks, key=lambda c: c.start)  # the innermost such module: the block itself
+            found.setdefault(id(block.module), (block.start, ResidualBranch(
+                block.name, block.module, tuple(result.shape), tuple(block.inputs[0].shape), "block")))
+        # a residual *branch*: a module whose output is added to a tensor that existed before it
+        for skip, branch_out in ((a, b), (b, a)):
+            if skip is branch_out or id(skip) not in first_input_at:
+                continue
+            producers = sorted((c for c in calls if c.output is branch_out and times_called[id(c.module)] == 1),
+                               key=lambda c: c.start)
+            outer = next((c for c in producers if first_input_at[id(skip)] <= c.start), None)
+            if outer is None:
+                continue
+            shape_in = tuple(outer.inputs[0].shape) if outer.inputs else None
+            found.setdefault(id(outer.module), (outer.start, ResidualBranch(
+                outer.name, outer.module, tuple(branch_out.shape), shape_in, "branch")))
+    # keep the tensors alive until here so that identity comparisons above stay valid
+    del recorder, calls
+    return [branch for _, branch in sorted(found.values(), key=lambda item: item[0])]
+
+
+def _cuda_devices(example: Any) -> list[int]:
+    if isinstance(example, torch.Tensor) and example.is_cuda:
+        return [example.device.index or 0]
+    return []
+
+
+def sample_inputs(source: Any, count: int) -> torch.Tensor:
+    """The first ``count`` training inputs of epoch 0 from a batch source (or any iterable of
+    ``(inputs, targets)`` batches), drawn with the RNG state restored so training is unchanged."""
+    if count < 1:
+        raise ConfigError(f"need at least one sample, asked for {count}")
+    batches: Iterable = source.batches(0) if hasattr(source, "batches") else iter(source)
+    taken: list[torch.Tensor] = []
+    have = 0
+    with torch.random.fork_rng(devices=[]):
+        for batch in batches:
+            inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if not isinstance(inputs, torch.Tensor):
+                raise ConfigError("this method needs tensor inputs to inspect the model",
+                                  "use a batch source that yields (tensor inputs, targets)")
+            taken.append(inputs[: count - have])
+            have += len(taken[-1])
+            if have >= count:
+                break
+    if not taken:
+        raise ConfigError("the training data yielded no batches", "check the data set and the batch size")
+    return torch.cat(taken)
