@@ -18,6 +18,11 @@ Timings taken on a shared machine are not results: run the full benchmark on an 
     python benchmarks/baselines.py                   # full: 3 seeds x 3 workloads (~30-40 min on 2 cores)
     python benchmarks/baselines.py --quick           # smoke run: 2 seeds, a few steps each
     python benchmarks/baselines.py --workloads shakespeare --seeds 5 --data-dir /data
+
+Long workloads can run one seed per process, then be merged into one report:
+
+    python benchmarks/baselines.py --workloads cifar10 --seed-list 0 --threads 1 --out /tmp/c0   # x3, in parallel
+    python benchmarks/baselines.py --merge results/baselines.json /tmp/c0/baselines.json ...
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from hasten.store.environment import capture_environment
 from hasten.trainer.trainer import resolve_device
 from hasten.workloads import build_trainer, get_workload
@@ -37,6 +44,7 @@ from hasten.workloads import build_trainer, get_workload
 WORKLOADS = ("mnist", "cifar10", "shakespeare")
 QUICK_DURATIONS = {"mnist": "20ba", "cifar10": "6ba", "shakespeare": "40ba"}
 OUT = Path(__file__).resolve().parent / "results"
+CONCURRENT = 1  # how many benchmark processes shared the machine (--concurrent); recorded with every run
 
 
 def time_to_target(result: Any, workload: Any) -> float | None:
@@ -58,6 +66,7 @@ def run_seed(name: str, seed: int, duration: str | None, data_dir: str | None, d
     processed = result.tokens if text else result.samples
     return {
         "seed": seed,
+        "duration": duration,
         "status": result.status,
         "final": result.final.get(workload.metric),
         "steps": result.steps,
@@ -70,6 +79,8 @@ def run_seed(name: str, seed: int, duration: str | None, data_dir: str | None, d
         "time_to_target_s": time_to_target(result, workload),
         "evals": [{"step": p.step, "train_time_s": p.train_time_s, **p.metrics} for p in result.evals],
         "data_source": trainer.state.run_info.get("config", {}).get("data_source"),
+        "threads": torch.get_num_threads(),
+        "concurrent_processes": CONCURRENT,
     }
 
 
@@ -104,6 +115,8 @@ def summarize(name: str, runs: list[dict[str, Any]], duration: str) -> dict[str,
         "eval_time_mean_s": statistics.fmean(r["eval_time_s"] for r in runs),
         "time_to_target_s": [r["time_to_target_s"] for r in runs],
         "data_source": runs[0]["data_source"],
+        "threads": runs[0].get("threads"),
+        "concurrent_processes": max(r.get("concurrent_processes", 1) for r in runs),
     }
 
 
@@ -115,8 +128,8 @@ def markdown(summaries: list[dict[str, Any]], env: dict[str, Any], quick: bool) 
         f"torch {env['torch']}, hasten {env['hasten']} at {env['commit']}.",
         "",
         "| workload | duration | quality (mean ± std, min-max) | supported target | current target | "
-        "train time (s) | throughput | data wait | time to target (s, per seed) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "train time (s) | throughput | data wait | time to target (s, per seed) | threads x processes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s in summaries:
         reached = ", ".join("-" if t is None else f"{t:.0f}" for t in s["time_to_target_s"])
@@ -125,10 +138,11 @@ def markdown(summaries: list[dict[str, Any]], env: dict[str, Any], quick: bool) 
             f"({s['quality_min']:.4f}-{s['quality_max']:.4f}) | {s['supported_target']:.4f} | {s['current_target']} | "
             f"{s['train_time_mean_s']:.1f} ± {s['train_time_std_s']:.1f} | "
             f"{s['throughput_mean']:,.0f} {s['throughput_unit']} | {100 * s['data_wait_fraction_mean']:.2f}% | "
-            f"{reached} |"
+            f"{reached} | {s.get('threads')} x {s.get('concurrent_processes', 1)} |"
         )
     lines += ["", "Supported target = mean - (max - min) over seeds (mean + spread for a loss). Training time is the "
-              "train bucket only; evaluation is timed separately.", ""]
+              "train bucket only; evaluation is timed separately. Threads x processes: torch threads per run and how "
+              "many benchmark processes shared the machine; times with more than one process are contended.", ""]
     lines += [f"- {s['workload']} data: `{s['data_source']}`" for s in summaries] + [""]
     return "\n".join(lines)
 
@@ -141,12 +155,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data folder (default: $HASTEN_DATA, then the user cache)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--store", default=None, help="also record every run in this run store (SQLite)")
+    parser.add_argument("--seed-list", default=None, help="comma-separated seeds (overrides --seeds), e.g. 2")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--concurrent", type=int, default=1,
+                        help="how many benchmark processes run side by side (recorded; their times are contended)")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None,
+                        help="combine earlier baselines.json files into one report instead of training")
     parser.add_argument("--out", type=Path, default=OUT,
                         help=f"folder for baselines.json/.md (--quick: baselines-quick.*) (default {OUT})")
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
+    global CONCURRENT
+    CONCURRENT = args.concurrent
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
-    seeds = list(range(args.seeds or (2 if args.quick else 3)))
+    seeds = ([int(s) for s in args.seed_list.split(",")] if args.seed_list
+             else list(range(args.seeds or (2 if args.quick else 3))))
     store = None
     if args.store:
         from hasten.store.store import RunStore
@@ -169,13 +196,32 @@ def main(argv: list[str] | None = None) -> int:
         all_runs[name] = runs
         summaries.append(summarize(name, runs, duration))
     env = capture_environment(resolve_device(args.device))
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = {"quick": args.quick, "env": env, "summaries": summaries, "runs": all_runs}
     stem = "baselines-quick" if args.quick else "baselines"  # a smoke run never overwrites the real result
-    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))
-    text = markdown(summaries, env, args.quick)
-    (args.out / f"{stem}.md").write_text(text)
+    write_report(args.out, stem, {"quick": args.quick, "env": env, "summaries": summaries, "runs": all_runs})
+    return 0
+
+
+def write_report(out: Path, stem: str, report: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    text = markdown(report["summaries"], report["env"], report["quick"])
+    (out / f"{stem}.md").write_text(text)
     print(text)
+
+
+def merge(paths: list[Path], out: Path) -> int:
+    """One report from several runs of this script (e.g. one seed per process); later files win per seed."""
+    reports = [json.loads(p.read_text()) for p in paths]
+    runs: dict[str, dict[int, dict[str, Any]]] = {}
+    for report in reports:
+        for name, seed_runs in report["runs"].items():
+            for run in seed_runs:
+                runs.setdefault(name, {})[run["seed"]] = run
+    ordered = {name: [by_seed[s] for s in sorted(by_seed)] for name, by_seed in runs.items()}
+    summaries = [summarize(name, seed_runs, seed_runs[0].get("duration") or get_workload(name).default_duration)
+                 for name, seed_runs in ordered.items()]
+    write_report(out, "baselines", {"quick": any(r["quick"] for r in reports), "env": reports[0]["env"],
+                                    "summaries": summaries, "runs": ordered})
     return 0
 
 

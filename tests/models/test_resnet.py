@@ -50,3 +50,18 @@ def test_a_training_step_changes_every_parameter() -> None:
     loss.backward()
     torch.optim.SGD(model.parameters(), lr=0.1).step()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_strided_downsampling_replaces_the_pools() -> None:
+    pooled, strided = CifarResNet(), CifarResNet(downsample="stride")
+    assert sum(isinstance(m, nn.MaxPool2d) for m in strided.modules()) == 0
+    assert [s.conv[0].stride for s in strided.stages] == [(2, 2)] * 3
+    assert sum(p.numel() for p in pooled.parameters()) == sum(p.numel() for p in strided.parameters())
+    x = torch.randn(2, 3, 32, 32)
+    assert strided(x).shape == pooled(x).shape == (2, 10)
+    mixed = CifarResNet(downsample=("stride", "pool", "pool"))
+    assert sum(isinstance(m, nn.MaxPool2d) for m in mixed.modules()) == 2
+    with pytest.raises(ValueError, match="one entry per stage"):
+        CifarResNet(downsample=("stride", "pool"))
+    with pytest.raises(ValueError, match="'pool' or 'stride'"):
+        CifarResNet(downsample="avg")

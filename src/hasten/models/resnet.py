@@ -19,9 +19,9 @@ from torch import nn
 class ConvBN(nn.Sequential):
     """3x3 convolution (no bias: BatchNorm supplies it), BatchNorm, ReLU."""
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+            nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         )
@@ -40,12 +40,18 @@ class ResidualBlock(nn.Module):
 
 
 class Stage(nn.Module):
-    """Widen with a ``ConvBN``, halve the resolution with a max-pool, then ``blocks`` residual blocks."""
+    """Widen with a ``ConvBN`` and halve the resolution, then ``blocks`` residual blocks.
 
-    def __init__(self, in_channels: int, out_channels: int, blocks: int) -> None:
+    ``downsample="pool"`` convolves at full resolution then max-pools (ResNet-9);
+    ``"stride"`` uses a stride-2 convolution instead (ResNet), a quarter of the work.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, blocks: int, downsample: str = "pool") -> None:
         super().__init__()
-        self.conv = ConvBN(in_channels, out_channels)
-        self.pool = nn.MaxPool2d(2)
+        if downsample not in ("pool", "stride"):
+            raise ValueError(f"downsample must be 'pool' or 'stride', not {downsample!r}")
+        self.conv = ConvBN(in_channels, out_channels, stride=2 if downsample == "stride" else 1)
+        self.pool = nn.MaxPool2d(2) if downsample == "pool" else nn.Identity()
         self.blocks = nn.Sequential(*(ResidualBlock(out_channels) for _ in range(blocks)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -57,7 +63,8 @@ class CifarResNet(nn.Module):
 
     The defaults (16 -> 32/64/128, residual blocks in the first and last stage) are the
     ResNet-9 layout at a quarter of its width. The head is a global max-pool and a linear
-    classifier.
+    classifier. ``downsample`` is how the stages halve the resolution (see ``Stage``): one
+    mode for all, or one per stage.
     """
 
     def __init__(
@@ -67,14 +74,18 @@ class CifarResNet(nn.Module):
         stem: int = 16,
         classes: int = 10,
         in_channels: int = 3,
+        downsample: str | Sequence[str] = "pool",
     ) -> None:
         super().__init__()
         if len(widths) != len(blocks):
             raise ValueError(f"widths {tuple(widths)} and blocks {tuple(blocks)} must have the same length")
+        modes = [downsample] * len(widths) if isinstance(downsample, str) else list(downsample)
+        if len(modes) != len(widths):
+            raise ValueError(f"downsample {tuple(modes)} needs one entry per stage ({len(widths)})")
         self.stem = ConvBN(in_channels, stem)
         stages, channels = [], stem
-        for width, count in zip(widths, blocks):
-            stages.append(Stage(channels, width, count))
+        for width, count, mode in zip(widths, blocks, modes):
+            stages.append(Stage(channels, width, count, mode))
             channels = width
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveMaxPool2d(1)

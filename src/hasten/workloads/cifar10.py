@@ -37,7 +37,7 @@ class Cifar10(Workload):
     target = 0.85
     default_duration = "12ep"
     eval_interval = "1.5ep"
-    baseline = ("CifarResNet 16-32-64-128, SGD nesterov lr 0.2 momentum 0.9 wd 5e-4, batch 256, warm-up 15% then "
+    baseline = ("CifarResNet 16-32-64-128, SGD nesterov lr 0.2 momentum 0.9 wd 5e-4, batch 128, warm-up 15% then "
                 "linear decay, crop 4 + flip, fp32")
     target_note = "test accuracy on the JPEG copy; see docs/workloads.md for the sweep and the seeds behind it"
 
@@ -45,7 +45,8 @@ class Cifar10(Workload):
     stem: int = 16
     widths: tuple[int, ...] = (32, 64, 128)
     blocks: tuple[int, ...] = (1, 0, 1)
-    batch_size: int = 256
+    downsample: str | tuple[str, ...] = "pool"
+    batch_size: int = 128
     lr: float = 0.2
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -58,7 +59,8 @@ class Cifar10(Workload):
         unknown = [key for key in changes if key.startswith("_") or not hasattr(Cifar10, key)]
         if unknown:
             raise ConfigError(f"unknown cifar10 recipe setting(s): {', '.join(unknown)}",
-                              "use stem, widths, blocks, batch_size, lr, momentum, weight_decay, warmup, crop_padding")
+                              "use stem, widths, blocks, downsample, batch_size, lr, momentum, weight_decay, warmup, "
+                              "crop_padding")
         changed = copy.copy(self)
         for key, value in changes.items():
             setattr(changed, key, value)
@@ -70,7 +72,7 @@ class Cifar10(Workload):
             warnings.warn("cifar10 is using the original CIFAR-10 release, not the JPEG copy its target was set on: "
                           "expect a few points higher accuracy", stacklevel=2)
         return Components(
-            model=CifarResNet(widths=self.widths, blocks=self.blocks, stem=self.stem),
+            model=CifarResNet(widths=self.widths, blocks=self.blocks, stem=self.stem, downsample=self.downsample),
             train_data=TensorBatches(*train.tensors(), self.batch_size, seed=seed, device=device,
                                      transform=ImageAugment(cifar.MEAN, cifar.STD, crop_padding=self.crop_padding)),
             eval_data=TensorBatches(*test.tensors(), self.eval_batch_size, shuffle=False, drop_last=False,
