@@ -21,8 +21,8 @@ Timings taken on a shared machine are not results: run the full benchmark on an 
 
 Long workloads can run one seed per process, then be merged into one report:
 
-    python benchmarks/baselines.py --workloads cifar10 --seed-list 0 --threads 1 --out /tmp/c0   # x3, in parallel
-    python benchmarks/baselines.py --merge results/baselines.json /tmp/c0/baselines.json ...
+    python benchmarks/baselines.py --workloads cifar10 --seed-list 0 --threads 1 --out seed0   # x3, in parallel
+    python benchmarks/baselines.py --merge results/baselines.json seed0/baselines.json ...
 """
 
 from __future__ import annotations

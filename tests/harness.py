@@ -83,6 +83,19 @@ class TinyConvNet(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+def seeded_trainer_factory(parts: Callable[[], dict], **trainer_kwargs) -> Callable[..., Trainer]:
+    """A function building a fresh Trainer (seed 0, deterministic, CPU) from ``parts()``; keyword overrides win."""
+
+    def make(**overrides) -> Trainer:
+        torch.manual_seed(0)
+        kwargs = dict(device="cpu", seed=0, deterministic=True, **parts())
+        kwargs.update(trainer_kwargs)
+        kwargs.update(overrides)
+        return Trainer(**kwargs)
+
+    return make
+
+
 def image_trainer_factory(
     data_dir: str | Path,
     algorithms: Callable[[], list] = list,
@@ -95,10 +108,9 @@ def image_trainer_factory(
 ) -> Callable[..., Trainer]:
     """A function building a fresh, seeded Trainer on a real CIFAR-10 slice; keyword overrides win."""
 
-    def make(**overrides) -> Trainer:
-        torch.manual_seed(0)
+    def parts() -> dict:
         x, y = cifar_slice(str(data_dir), n)
-        kwargs = dict(
+        return dict(
             model=model(),
             train_data=TensorBatches(normalize_images(x), y, batch_size, seed=0, transform=transform),
             eval_data=TensorBatches(normalize_images(x[:128]), y[:128], 64, shuffle=False, drop_last=False),
@@ -106,15 +118,9 @@ def image_trainer_factory(
             max_duration="8ba",
             algorithms=algorithms(),
             metrics=[Accuracy()],
-            device="cpu",
-            seed=0,
-            deterministic=True,
         )
-        kwargs.update(trainer_kwargs)
-        kwargs.update(overrides)
-        return Trainer(**kwargs)
 
-    return make
+    return seeded_trainer_factory(parts, **trainer_kwargs)
 
 
 class SimulatedKill(BaseException):

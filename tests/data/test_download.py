@@ -102,7 +102,7 @@ def test_safe_extract_writes_regular_files(tmp_path: Path) -> None:
     assert (dest / "top" / "sub" / "b.txt").read_bytes() == b"xxxxx"
 
 
-@pytest.mark.parametrize("name", ["../escape.txt", "top/../../escape.txt", "/tmp/absolute-escape.txt"])
+@pytest.mark.parametrize("name", ["../escape.txt", "top/../../escape.txt", "/absolute-escape.txt"])
 def test_safe_extract_refuses_paths_that_escape(tmp_path: Path, name: str) -> None:
     archive = make_tar(tmp_path / "bad.tar.gz", [regular("top/fine.txt"), regular(name)])
     with pytest.raises(DataError, match="points outside the extraction folder"):

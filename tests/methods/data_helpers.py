@@ -16,7 +16,7 @@ from hasten.core.state import State
 from hasten.core.time import Time
 from hasten.data.memory import TensorBatches
 from hasten.trainer.trainer import Trainer, default_loss
-from tests.harness import shakespeare_tokens, text_windows
+from tests.harness import seeded_trainer_factory, shakespeare_tokens, text_windows
 
 
 def bare_state(
@@ -67,11 +67,10 @@ def text_trainer_factory(
 ) -> Callable[..., Trainer]:
     """A fresh, seeded Trainer on real Tiny Shakespeare windows with a bigram model."""
 
-    def make(**overrides) -> Trainer:
-        torch.manual_seed(0)
+    def parts() -> dict:
         tokens, vocab = shakespeare_tokens(str(data_dir))
         x, y = text_windows(tokens, context)
-        kwargs = dict(
+        return dict(
             model=BigramLM(vocab),
             train_data=TensorBatches(x, y, batch_size, seed=0, tokens_per_sample=context),
             eval_data=TensorBatches(x[:16], y[:16], 8, shuffle=False),
@@ -79,15 +78,9 @@ def text_trainer_factory(
             max_duration="10ba",
             algorithms=algorithms(),
             metrics=[CrossEntropy()],
-            device="cpu",
-            seed=0,
-            deterministic=True,
         )
-        kwargs.update(trainer_kwargs)
-        kwargs.update(overrides)
-        return Trainer(**kwargs)
 
-    return make
+    return seeded_trainer_factory(parts, **trainer_kwargs)
 
 
 def fire(engine: Engine, *events: Event) -> None:

@@ -14,7 +14,7 @@ from hasten.core.metrics import CrossEntropy
 from hasten.data.memory import TensorBatches
 from hasten.models import CharGPT, GPTConfig
 from hasten.trainer.trainer import Trainer, default_loss, seed_everything
-from tests.harness import cifar_slice, normalize_images, shakespeare_tokens, text_windows
+from tests.harness import cifar_slice, normalize_images, seeded_trainer_factory, shakespeare_tokens, text_windows
 
 Hook = Callable[[int, float], None]
 
@@ -95,10 +95,9 @@ def gpt_trainer_factory(data_dir, algorithms: Callable[[], list] = list, model: 
                         **trainer_kwargs) -> Callable[..., Trainer]:
     """A fresh, seeded Trainer training a small CharGPT on real Tiny Shakespeare windows."""
 
-    def make(**overrides) -> Trainer:
-        torch.manual_seed(0)
+    def parts() -> dict:
         source = gpt_source(data_dir)
-        kwargs = dict(
+        return dict(
             model=model(),
             train_data=source,
             eval_data=TensorBatches(source.inputs[:16], source.targets[:16], 8, shuffle=False),
@@ -106,12 +105,6 @@ def gpt_trainer_factory(data_dir, algorithms: Callable[[], list] = list, model: 
             max_duration="8ba",
             algorithms=algorithms(),
             metrics=[CrossEntropy()],
-            device="cpu",
-            seed=0,
-            deterministic=True,
         )
-        kwargs.update(trainer_kwargs)
-        kwargs.update(overrides)
-        return Trainer(**kwargs)
 
-    return make
+    return seeded_trainer_factory(parts, **trainer_kwargs)

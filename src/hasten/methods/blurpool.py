@@ -27,7 +27,7 @@ from hasten.core.state import State
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import Predicate, replace_modules, require_some
+from hasten.methods.surgery import Predicate, checked_predicate, replace_modules, require_some
 
 PADDING_MODES = ("reflect", "replicate", "zeros")
 
@@ -188,9 +188,7 @@ class BlurPool(Algorithm):
         self.min_channels = min_channels
         self.filter_size = filter_size
         self.padding_mode = padding_mode
-        if predicate is not None and not callable(predicate):
-            raise ValueError("predicate must be a function (name, module) -> bool")
-        self._predicate = predicate
+        self._predicate = checked_predicate(predicate)
 
     def match(self, event: Event, state: State) -> bool:
         return event is Event.INIT

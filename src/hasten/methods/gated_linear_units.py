@@ -31,7 +31,7 @@ from hasten.core.state import State
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import Predicate, replace_modules, require_some
+from hasten.methods.surgery import Predicate, checked_predicate, replace_modules, require_some
 
 _ACTIVATIONS: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
     nn.GELU: F.gelu, nn.ReLU: F.relu, nn.SiLU: F.silu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid,
@@ -184,9 +184,7 @@ class GatedLinearUnits(Algorithm):
         self.hidden_ratio = hidden_ratio
         self.multiple_of = multiple_of
         self.bias = bias
-        if predicate is not None and not callable(predicate):
-            raise ValueError("predicate must be a function (name, module) -> bool")
-        self._predicate = predicate
+        self._predicate = checked_predicate(predicate)
 
     def match(self, event: Event, state: State) -> bool:
         return event is Event.INIT

@@ -29,7 +29,7 @@ from hasten.core.state import State
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import Predicate, require_some
+from hasten.methods.surgery import Predicate, checked_predicate, require_some
 
 _NORM_NAME = re.compile(r"(LayerNorm|GroupNorm|RMSNorm)$")
 
@@ -139,9 +139,7 @@ class LowPrecisionNorm(Algorithm):
     priority = 70
 
     def __init__(self, *, predicate: Predicate | None = None) -> None:
-        if predicate is not None and not callable(predicate):
-            raise ValueError("predicate must be a function (name, module) -> bool")
-        self._predicate = predicate
+        self._predicate = checked_predicate(predicate)
 
     def match(self, event: Event, state: State) -> bool:
         return event in (Event.INIT, Event.FIT_START)

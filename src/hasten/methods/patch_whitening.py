@@ -28,7 +28,8 @@ from hasten.core.time import Time
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import Predicate, both, find_modules, replace_modules, sample_inputs
+from hasten.methods.surgery import (Predicate, both, checked_predicate, find_modules, replace_modules,
+                                    sample_inputs)
 
 
 def patch_statistics(images: torch.Tensor, kernel_size: int = 2, chunk: int = 256
@@ -172,9 +173,7 @@ class PatchWhitening(Algorithm):
         self.num_images = num_images
         self.freeze_bias_at = freeze_bias_at
         self.keep_size = keep_size
-        if predicate is not None and not callable(predicate):
-            raise ValueError("predicate must be a function (name, module) -> bool")
-        self._predicate = predicate
+        self._predicate = checked_predicate(predicate)
         self._layer: WhiteningConv2d | None = None
 
     def match(self, event: Event, state: State) -> bool:

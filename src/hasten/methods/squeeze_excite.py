@@ -26,7 +26,8 @@ from hasten.core.state import State
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import Predicate, find_residual_branches, replace_modules, require_some, sample_inputs
+from hasten.methods.surgery import (Predicate, checked_predicate, find_residual_branches, replace_modules, require_some,
+                                    sample_inputs)
 
 PLACEMENTS = ("conv", "residual")
 
@@ -122,9 +123,7 @@ class SqueezeExcite(Algorithm):
         self.latent_channels = latent_channels
         self.min_channels = min_channels
         self.placement = placement
-        if predicate is not None and not callable(predicate):
-            raise ValueError("predicate must be a function (name, module) -> bool")
-        self._predicate = predicate
+        self._predicate = checked_predicate(predicate)
 
     def match(self, event: Event, state: State) -> bool:
         return event is Event.INIT

@@ -45,6 +45,13 @@ def as_predicate(target: Target) -> Predicate:
                       "pass a class such as nn.Conv2d, a tuple of classes, or a function (name, module) -> bool")
 
 
+def checked_predicate(predicate: Predicate | None) -> Predicate | None:
+    """A method's optional module filter, refused early when it cannot be called."""
+    if predicate is not None and not callable(predicate):
+        raise ValueError("predicate must be a function (name, module) -> bool")
+    return predicate
+
+
 def both(types: type | tuple, predicate: Predicate | None) -> Predicate:
     """Modules of ``types`` for which ``predicate`` (if given) also holds."""
     if predicate is None:
