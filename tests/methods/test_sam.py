@@ -115,6 +115,26 @@ def test_sam_changes_training(data_dir):
     assert not same_weights(plain.state.model, sharp.state.model)
 
 
+class _AppliedGradientNorm(Callback):
+    """After each step the gradients left on the weights are the ones the optimizer applied."""
+
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_after_optimizer_step(self, state) -> None:  # type: ignore[no-untyped-def]
+        grads = [p.grad for p in state.model.parameters() if p.grad is not None]
+        self.norms.append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))))
+
+
+def test_workload_gradient_clipping_also_clips_the_gradient_sam_applies(data_dir):
+    applied = _AppliedGradientNorm()
+    trainer = image_trainer_factory(data_dir, algorithms=lambda: [SharpnessAwareMinimization(rho=0.1)],
+                                    eval_data=None)(max_duration="3ba", grad_clip_norm=1e-3, callbacks=[applied])
+    trainer.fit()
+    assert len(applied.norms) == 3
+    assert all(norm <= 1e-3 * (1 + 1e-4) for norm in applied.norms), applied.norms
+
+
 def test_sam_resumes_exactly_including_its_interval_counter(tmp_path, data_dir):
     # interval=3 with a checkpoint after step 4: a counter restarted at 0 would take a SAM step at step 5.
     make = image_trainer_factory(data_dir, algorithms=lambda: [SharpnessAwareMinimization(interval=3)])

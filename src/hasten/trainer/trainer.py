@@ -313,8 +313,7 @@ class Trainer:
         state.train_loss = float(step_loss)
         if not math.isfinite(state.train_loss):  # NaN guard: stop before the weights are touched
             raise Diverged(f"loss became {state.train_loss} at step {state.timestamp.batch + 1}")
-        if state.grad_clip_norm:
-            torch.nn.utils.clip_grad_norm_(state.model.parameters(), state.grad_clip_norm)
+        self._clip_gradients()
         apply_schedule(state)
         self.engine.run_event(Event.BEFORE_OPTIMIZER_STEP)
         if getattr(state.optimizer, "requires_closure", False):
@@ -336,7 +335,12 @@ class Trainer:
                 loss = loss_fn(state.model(inputs), targets) * share
             loss.backward()
             loss_sum += loss.detach()
+        self._clip_gradients()  # the gradient the optimizer applies is this one, so it is clipped too
         return loss_sum
+
+    def _clip_gradients(self) -> None:
+        if self.state.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.state.model.parameters(), self.state.grad_clip_norm)
 
     # ------------------------------------------------------------ evaluation
     def evaluate(self) -> dict[str, float]:
