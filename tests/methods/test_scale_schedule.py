@@ -50,3 +50,10 @@ def test_scale_schedule_resumes_exactly(tmp_path, data_dir):
 def test_bad_ratio_fails_clearly():
     with pytest.raises(ConfigError, match="ratio must be > 0"):
         build_method("scale_schedule:ratio=0")
+
+
+def test_a_cyclic_run_refuses_scale_schedule_before_any_work():
+    from hasten.workloads import build_trainer
+
+    with pytest.raises(ConfigError, match="scale_schedule cannot be used in a cyclic run"):
+        build_trainer("toy", methods=["scale_schedule:ratio=0.5"], schedule="cyclic")

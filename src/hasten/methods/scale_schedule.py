@@ -5,8 +5,8 @@ the budget, not be cut off early. hasten's schedules are functions of (step, tot
 so multiplying ``max_duration`` by ``ratio`` at INIT stretches or shrinks every one of them:
 warm-ups given as a fraction scale, warm-ups given in steps do not, and any method window in
 ``dur`` follows the new length (windows in ``ep`` or ``ba`` do not). This is Composer's
-``scale_schedule_ratio`` as a method. With ``--schedule cyclic`` the runner plans its readout
-evaluations for the unscaled budget, so use it with the scaled schedule.
+``scale_schedule_ratio`` as a method. A cyclic run (``--cyclic``) refuses it: its cycle ends are
+planned for the unscaled budget, and it already covers every budget.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ register(
         effect="Time falls in proportion to ratio; quality falls much less than when a full-length schedule "
                "is cut off at the same step (Composer: ResNet-50 76.6% at ratio 1.0, 75.6% at 0.5)",
         not_worth_it="It is a point on the tradeoff curve, not a free speedup: quality drops once the budget is "
-                     "too short; windows given in ep or ba (rather than dur) do not scale with it; with --schedule "
-                     "cyclic the readouts stay planned for the unscaled budget",
+                     "too short; windows given in ep or ba (rather than dur) do not scale with it; in "
+                     "cyclic single-run curves it is refused (a cyclic run already covers every budget)",
         export="unchanged",
     ),
     ScaleSchedule,

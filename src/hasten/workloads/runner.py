@@ -67,6 +67,12 @@ def build_trainer(
         raise ConfigError(f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
     duration = str(Duration(duration or workload.default_duration))
     algorithms = build_methods(list(methods))  # before building: bad specs fail before any work
+    if schedule == "cyclic" and any(a.name == "scale_schedule" for a in algorithms):
+        from hasten.errors import ConfigError
+
+        raise ConfigError("scale_schedule cannot be used in a cyclic run: the cycle ends are planned for the "
+                          "unscaled duration", "a cyclic run already covers every budget; drop scale_schedule, "
+                          "or use the scaled schedule")
     device = resolve_device(device)
     seed_everything(seed)
     parts = workload.build(seed=seed, device=device, data_dir=str(data_dir) if data_dir else None)
