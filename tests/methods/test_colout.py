@@ -70,3 +70,12 @@ def test_bad_inputs_are_refused():
         colout_batch(torch.randint(0, 9, (4, 32)))
     with pytest.raises(ValueError, match="p_row"):
         ColOut(p_row=1.0)
+
+
+def test_a_model_that_needs_full_size_images_is_refused_before_training(data_dir):
+    fixed_size = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))  # no global pooling
+    trainer = image_trainer_factory(data_dir, algorithms=lambda: [ColOut()], model=lambda: fixed_size)()
+    with pytest.raises(ConfigError, match="colout shrinks the training images from 32x32 to 27x27") as caught:
+        trainer.fit()
+    assert "pools globally" in caught.value.hint
+    assert trainer.state.timestamp.batch == 0  # nothing trained

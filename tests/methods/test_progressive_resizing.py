@@ -96,3 +96,11 @@ def test_selective_backprop_is_refused_with_both_names(order):
 def test_text_batches_are_one_clear_error():
     with pytest.raises(ConfigError, match="needs image batches"):
         resize_batch(torch.randint(0, 9, (4, 32)), torch.zeros(4), 0.5)
+
+
+def test_a_model_that_needs_full_size_images_is_refused_before_training(data_dir):
+    fixed_size = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))  # no global pooling
+    trainer = image_trainer_factory(data_dir, algorithms=lambda: [ProgressiveResizing()], model=lambda: fixed_size)()
+    with pytest.raises(ConfigError, match="progressive_resizing shrinks the training images from 32x32 to 16x16"):
+        trainer.fit()
+    assert trainer.state.timestamp.batch == 0

@@ -18,6 +18,7 @@ from hasten.core.state import State
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
+from hasten.methods.surgery import require_smaller_images_fit
 
 MODES = ("resize", "crop")
 
@@ -122,9 +123,15 @@ class ProgressiveResizing(Algorithm):
         return progressive_resizing_scale(progress, self.initial_scale, self.delay_fraction, self.finetune_fraction)
 
     def match(self, event: Event, state: State) -> bool:
-        return event is Event.BATCH_START
+        return event in (Event.FIT_START, Event.BATCH_START)
 
     def apply(self, event: Event, state: State) -> None:
+        if event is Event.FIT_START:  # a model that needs full-size images fails here, not mid-step
+            require_smaller_images_fit(state.model, state.train_data,
+                                       lambda h, w: (scaled_side(h, self.initial_scale, self.size_increment),
+                                                     scaled_side(w, self.initial_scale, self.size_increment)),
+                                       self.name, state.device)
+            return
         scale = self.scale_at(state.progress)
         inputs, targets = resize_batch(
             state.inputs, state.targets, scale, self.mode, self.resize_targets, self.size_increment
@@ -151,7 +158,8 @@ register(
         not_worth_it=(
             "data-bound runs (smaller images speed up the model, so the loader waits more: Composer saw this on "
             "ImageNet); models whose cost does not scale with resolution; very small images (CIFAR's 32 px at "
-            "scale 0.5 is 16 px, where little detail is left: check with a tradeoff curve)"
+            "scale 0.5 is 16 px, where little detail is left: check with a tradeoff curve); models with a fixed input "
+            "size (flatten then linear) are refused before training"
         ),
         effect="compute per step falls to about scale^2 (0.25x at scale 0.5) in the low-resolution phase",
         applies_to=("image",),

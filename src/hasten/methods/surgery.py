@@ -323,3 +323,31 @@ def sample_inputs(source: Any, count: int) -> torch.Tensor:
     if not taken:
         raise ConfigError("the training data yielded no batches", "check the data set and the batch size")
     return torch.cat(taken)
+
+
+def require_smaller_images_fit(model: nn.Module, source: Any, shrink: Callable[[int, int], tuple[int, int]],
+                               method: str, device: torch.device) -> None:
+    """Refuse, before training, a model that only accepts its training image size when ``method``
+    will feed it ``shrink(H, W)`` images: one no-grad forward of one cropped sample, RNG restored."""
+    example = sample_inputs(source, 1).to(device)
+    if example.ndim != 4:
+        return
+    size = shrink(example.shape[-2], example.shape[-1])
+    if tuple(example.shape[-2:]) == tuple(size):
+        return
+    small = example[..., : size[0], : size[1]]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.random.fork_rng(devices=_cuda_devices(example)), torch.no_grad():
+            model(small)
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(
+            f"{method} shrinks the training images from {example.shape[-2]}x{example.shape[-1]} to "
+            f"{size[0]}x{size[1]}, and this model fails on them ({reason})",
+            f"use a model that pools globally before its classifier (e.g. nn.AdaptiveAvgPool2d), or drop {method}",
+        ) from None
+    finally:
+        model.train(was_training)
+

@@ -3,9 +3,10 @@
 The baseline is what a competent practitioner writes without speedup methods: SGD with
 Nesterov momentum and weight decay, a linear warm-up then linear decay to zero, random crop
 (padding 4) and horizontal flip, plain cross-entropy, fp32, the default memory layout.
-Its size (network width, epochs, learning rate) was tuned for about 10 minutes on a 2-core
-CPU; the sweep is in docs/workloads.md. The JPEG copy's pixels differ slightly from the
-original release, so accuracies here are a few points below published CIFAR-10 figures.
+Its size (network width, batch, epochs, learning rate) was swept on a 2-core CPU; the sweep and
+the 3 seeds behind the target (84.9% mean in 12 epochs, about 16 minutes on two idle AVX2
+cores) are in docs/workloads.md. The JPEG copy's pixels differ slightly from the original
+release, so accuracies here are a few points below published CIFAR-10 figures.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Cifar10(Workload):
     modality = "image"
     metric = "accuracy"
     higher_is_better = True
-    target = 0.85
+    target = 0.846
     default_duration = "12ep"
     eval_interval = "1.5ep"
     baseline = ("CifarResNet 16-32-64-128, SGD nesterov lr 0.2 momentum 0.9 wd 5e-4, batch 128, warm-up 15% then "
