@@ -218,6 +218,12 @@ def merge(paths: list[Path], out: Path) -> int:
             for run in seed_runs:
                 runs.setdefault(name, {})[run["seed"]] = run
     ordered = {name: [by_seed[s] for s in sorted(by_seed)] for name, by_seed in runs.items()}
+    for name, seed_runs in ordered.items():  # read time-to-target again at the workload's current target
+        workload = get_workload(name)
+        for run in seed_runs:
+            reached = [p["train_time_s"] for p in run["evals"]
+                       if p.get(workload.metric) is not None and workload.reached(p[workload.metric])]
+            run["time_to_target_s"] = reached[0] if reached else None
     summaries = [summarize(name, seed_runs, seed_runs[0].get("duration") or get_workload(name).default_duration)
                  for name, seed_runs in ordered.items()]
     write_report(out, "baselines", {"quick": any(r["quick"] for r in reports), "env": reports[0]["env"],

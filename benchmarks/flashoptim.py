@@ -200,7 +200,10 @@ def main() -> None:
     table = summarize(rows)
     print(render(table))
     if args.out:
-        Path(args.out).write_text(json.dumps({"device": device, "runs": rows, "summary": table}, indent=1))
+        from hasten.store.environment import capture_environment
+
+        env = capture_environment(torch.device(device))
+        Path(args.out).write_text(json.dumps({"device": device, "env": env, "runs": rows, "summary": table}, indent=1))
 
 
 if __name__ == "__main__":
