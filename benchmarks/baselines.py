@@ -47,12 +47,9 @@ OUT = Path(__file__).resolve().parent / "results"
 CONCURRENT = 1  # how many benchmark processes shared the machine (--concurrent); recorded with every run
 
 
-def time_to_target(result: Any, workload: Any) -> float | None:
-    for point in result.evals:
-        value = point.metrics.get(workload.metric)
-        if value is not None and workload.reached(value):
-            return point.train_time_s
-    return None
+def time_to_target(points: list[tuple[float, float | None]], workload: Any) -> float | None:
+    """The training time of the first (train_time_s, quality) point at or past the workload's target."""
+    return next((t for t, value in points if value is not None and workload.reached(value)), None)
 
 
 def run_seed(name: str, seed: int, duration: str | None, data_dir: str | None, device: str, store: Any,
@@ -76,7 +73,8 @@ def run_seed(name: str, seed: int, duration: str | None, data_dir: str | None, d
         "data_wait_fraction": timing["data_wait"] / timing["train"] if timing["train"] else None,
         "throughput": processed / timing["train"] if timing["train"] else None,
         "throughput_unit": "tokens/s" if text else "samples/s",
-        "time_to_target_s": time_to_target(result, workload),
+        "time_to_target_s": time_to_target([(p.train_time_s, p.metrics.get(workload.metric)) for p in result.evals],
+                                           workload),
         "evals": [{"step": p.step, "train_time_s": p.train_time_s, **p.metrics} for p in result.evals],
         "data_source": trainer.state.run_info.get("config", {}).get("data_source"),
         "threads": torch.get_num_threads(),
@@ -221,9 +219,8 @@ def merge(paths: list[Path], out: Path) -> int:
     for name, seed_runs in ordered.items():  # read time-to-target again at the workload's current target
         workload = get_workload(name)
         for run in seed_runs:
-            reached = [p["train_time_s"] for p in run["evals"]
-                       if p.get(workload.metric) is not None and workload.reached(p[workload.metric])]
-            run["time_to_target_s"] = reached[0] if reached else None
+            run["time_to_target_s"] = time_to_target([(p["train_time_s"], p.get(workload.metric)) for p in run["evals"]],
+                                                     workload)
     summaries = [summarize(name, seed_runs, seed_runs[0].get("duration") or get_workload(name).default_duration)
                  for name, seed_runs in ordered.items()]
     write_report(out, "baselines", {"quick": any(r["quick"] for r in reports), "env": reports[0]["env"],

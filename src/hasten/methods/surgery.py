@@ -19,9 +19,10 @@ param group of the module they replace.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import torch
 from torch import nn
@@ -252,13 +253,10 @@ def find_residual_branches(model: nn.Module, example_input: Any) -> list[Residua
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook))
     recorder = _RecordAdds()
-    was_training = model.training
     try:
-        model.eval()
-        with torch.random.fork_rng(devices=_cuda_devices(example_input)), torch.no_grad(), recorder:
+        with inspection_forward(model, example_input), recorder:
             model(example_input)
     finally:
-        model.train(was_training)
         for handle in handles:
             handle.remove()
 
@@ -294,6 +292,19 @@ def find_residual_branches(model: nn.Module, example_input: Any) -> list[Residua
     # keep the tensors alive until here so that identity comparisons above stay valid
     del recorder, calls
     return [branch for _, branch in sorted(found.values(), key=lambda item: item[0])]
+
+
+@contextlib.contextmanager
+def inspection_forward(model: nn.Module, example: Any) -> Iterator[None]:
+    """Run the enclosed forward to inspect the model, changing nothing: eval mode, no grad, the
+    RNG state restored afterwards, and the model's training mode put back."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.random.fork_rng(devices=_cuda_devices(example)), torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
 
 
 def _cuda_devices(example: Any) -> list[int]:
@@ -336,10 +347,8 @@ def require_smaller_images_fit(model: nn.Module, source: Any, shrink: Callable[[
     if tuple(example.shape[-2:]) == tuple(size):
         return
     small = example[..., : size[0], : size[1]]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.random.fork_rng(devices=_cuda_devices(example)), torch.no_grad():
+        with inspection_forward(model, small):
             model(small)
     except RuntimeError as exc:
         reason = str(exc).splitlines()[0]
@@ -348,6 +357,4 @@ def require_smaller_images_fit(model: nn.Module, source: Any, shrink: Callable[[
             f"{size[0]}x{size[1]}, and this model fails on them ({reason})",
             f"use a model that pools globally before its classifier (e.g. nn.AdaptiveAvgPool2d), or drop {method}",
         ) from None
-    finally:
-        model.train(was_training)
 

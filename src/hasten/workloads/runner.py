@@ -11,6 +11,7 @@ import torch
 
 from hasten.core.callback import Callback
 from hasten.core.time import Duration, Rates
+from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods, recipe_name
 from hasten.optim.schedules import MultiplicativeCyclic
 from hasten.trainer.sources import as_source, batch_size_of, tokens_in
@@ -62,14 +63,10 @@ def build_trainer(
     """
     workload = get_workload(workload)
     if schedule not in SCHEDULES:
-        from hasten.errors import ConfigError
-
         raise ConfigError(f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
     duration = str(Duration(duration or workload.default_duration))
     algorithms = build_methods(list(methods))  # before building: bad specs fail before any work
     if schedule == "cyclic" and any(a.name == "scale_schedule" for a in algorithms):
-        from hasten.errors import ConfigError
-
         raise ConfigError("scale_schedule cannot be used in a cyclic run: the cycle ends are planned for the "
                           "unscaled duration", "a cyclic run already covers every budget; drop scale_schedule, "
                           "or use the scaled schedule")
