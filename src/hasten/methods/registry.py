@@ -28,7 +28,7 @@ class MethodEntry:
 
 
 _REGISTRY: dict[str, MethodEntry] = {}
-_INFRASTRUCTURE = {"card", "registry", "surgery", "results"}
+_INFRASTRUCTURE = {"card", "catalogue", "registry", "surgery", "results"}
 _loaded = False
 
 
