@@ -36,3 +36,19 @@ def test_report_with_profiles_across_workloads(store_path, tmp_path):
     result = invoke("report", "toy", "--out", str(tmp_path / "r"), "--profiles")
     # 'other' is not a registered workload, so it has no target and takes no part
     assert result.exit_code == 2 and "found 1" in result.stderr
+
+
+def test_default_folder_stays_inside_hasten_report_whatever_the_workload_name(store_path, tmp_path, monkeypatch):
+    store = RunStore(store_path)
+    name = "../../escaped"
+    for seed in range(2):
+        for recipe, scale in (("baseline", 1.0), ("fast", 0.5)):
+            store.create_run(run(recipe, seed, [(scale * (1 + seed), 10, 0.5), (scale * (4 + seed), 40, 0.95)],
+                                 workload=name))
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    result = invoke("report", name, "--target", "0.9")
+    assert result.exit_code == 0, result.output
+    assert (work / "hasten-report" / "escaped" / "report.md").exists()
+    assert not (tmp_path / "a" / "escaped").exists()  # where hasten-report/../../escaped would lead

@@ -121,3 +121,21 @@ def test_html_renders_in_a_headless_browser(written, tmp_path):
     # matplotlib's first line colour (#1f77b4) appears only if the embedded figures were decoded and drawn
     blue = (np.abs(pixels - np.array([31, 119, 180])).sum(axis=-1) < 40).sum()
     assert blue > 200
+
+
+LINKS = ["[click](javascript:alert(1))", "![x](javascript:alert(2))", "<javascript:alert(3)>",
+         "[ref]\n\n[ref]: javascript:alert(4)", "a | b \\[c](javascript:alert(5))"]
+
+
+@pytest.mark.parametrize("text", LINKS)
+def test_markdown_turns_no_user_text_into_a_link_or_image(text):
+    from markdown_it import MarkdownIt
+
+    from hasten.curves.report import render_markdown
+
+    parser = MarkdownIt("commonmark").enable("table")
+    parser.validateLink = lambda url: True  # a viewer that does not filter schemes itself
+    rendered = parser.render(
+        render_markdown([("h1", text), ("p", text), ("ul", [text]), ("table", ("recipe",), [(text,)])]))
+    assert "<a " not in rendered and "<img" not in rendered and "javascript:alert" in rendered
+    assert "href" not in rendered and "src=" not in rendered

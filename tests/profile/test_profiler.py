@@ -101,3 +101,22 @@ def test_extend_warmup_only_before_timing_starts(cpu_peaks):
         pass
     prof.extend_warmup(10)
     assert prof.skip == 3
+
+
+def _unsized(data):
+    yield from data  # no len(): the profiler cannot end the timed window early
+
+
+@pytest.mark.parametrize("n, skip, steps, min_time, expected", [
+    (3, 3, 5, 0.0, "all of them were warm-up (skip=3)"),
+    (4, 3, 5, 0.0, "3 warm-up and 1 timed; it needs at least 2 timed"),
+    (6, 3, 5, 0.0, "3 warm-up and 3 timed, none recorded; it needs at least 5 timed steps"),
+    (30, 3, 5, 60.0, "the timed window had its 5 steps but lasts at least min_time=60s"),
+])
+def test_too_few_steps_says_which_condition_failed(cpu_peaks, n, skip, steps, min_time, expected):
+    prof = Profiler("cpu", skip=skip, steps=steps, record=2, min_time=min_time, peaks=cpu_peaks)
+    train(prof, _unsized(batches(n)))
+    with pytest.raises(ConfigError, match=f"saw {n} steps, too few") as caught:
+        prof.report()
+    assert expected in str(caught.value)
+    assert ("smaller min_time" in str(caught.value)) == (min_time > 0)

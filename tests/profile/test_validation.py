@@ -63,8 +63,11 @@ def test_slow_data_source_is_data_bound_and_echoing_relieves_it(cpu_peaks):
 
     after = run_loop(data_model(), echo(sleepy_loader(), 4), F.cross_entropy, peaks=cpu_peaks)
     assert_fix_moves_watch(before, after)
-    assert after.evidence["data_wait_fraction"] < before.evidence["data_wait_fraction"] - 0.1
-    assert after.evidence["data_wait_s"] < 0.5 * before.evidence["data_wait_s"]  # 1 fresh batch in 4
+    # What echoing provably changes is the wait per step: one fresh batch in 4, and each fresh batch
+    # sleeps at least 8 x 4 ms. (How far the *fraction* falls depends on the step's own time, which is
+    # tiny on an idle machine: w / (w/4 + s) stays near 1 there, so no margin on it is asserted.)
+    assert before.evidence["data_wait_s"] >= 8 * 0.004
+    assert after.evidence["data_wait_s"] < 0.5 * before.evidence["data_wait_s"]
 
 
 def test_per_sample_jpeg_decoding_is_data_bound_and_batch_augmentation_relieves_it(cpu_peaks, data_dir):

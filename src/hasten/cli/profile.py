@@ -41,6 +41,11 @@ def profile(workload: str, methods: tuple[str, ...], steps: int, skip: int, reco
 
     get_workload(workload)
     build_methods(list(methods))  # bad input fails before any work
+    created = None
+    if roofline_path:
+        from hasten.cli.microbench import output_file
+
+        _, created = output_file(roofline_path, "roofline plot")
     Profiler("cpu", skip=skip, steps=steps, record=record, min_time=min_time)  # checks the window sizes
     report = profile_workload(workload, methods, steps=steps, skip=skip, record=record, min_time=min_time,
                               duration=duration, device=device, precision=precision, data_dir=data_dir, seed=seed)
@@ -51,6 +56,8 @@ def profile(workload: str, methods: tuple[str, ...], steps: int, skip: int, reco
         peaks = get_peaks(report.evidence["device"])
         plot_roofline(peaks, roofline_path, sweep=peaks.sweep, ops=report.evidence["top_ops"],
                       title=f"Roofline: {workload} on {peaks.device_name}")
+        if created is not None:
+            click.echo(f"created folder {created} for the roofline plot", err=True)
     if as_json:
         data = report.to_dict()
         data["workload"], data["methods"] = workload, list(methods)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -15,6 +16,13 @@ from hasten.errors import ConfigError, HastenError
 from hasten.store.store import RunStore
 
 DEFAULT_OUT = Path("hasten-report")
+
+
+def default_out(workload: str) -> Path:
+    """``./hasten-report/NAME`` with NAME made of the workload's letters, digits, ``.``, ``_`` and
+    ``-`` only: a workload called ``../x`` or ``file.py:name`` stays inside ``./hasten-report``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", workload).strip(".-") or "workload"
+    return DEFAULT_OUT / name
 
 
 def _profiles(store: RunStore, baseline: str) -> dict[str, dict[str, float]]:
@@ -46,7 +54,7 @@ def report(workload: str, baseline: str, target: float | None, schedule: str, re
     store = open_store(store_path)
     result = load_comparison(workload, baseline, target, schedule, readout, store)
     ratios = _profiles(store, baseline) if profiles else None
-    files = write_report(result, Path(out_dir) if out_dir else DEFAULT_OUT / result.workload, profiles=ratios)
+    files = write_report(result, Path(out_dir) if out_dir else default_out(result.workload), profiles=ratios)
     click.echo(f"wrote {files.html} (open it in a browser), {files.markdown} and "
                f"{len(files.images)} figures in {files.directory}")
 

@@ -11,6 +11,7 @@ import datetime as _dt
 import html
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -154,8 +155,15 @@ def build_blocks(comparison: Comparison, images: Mapping[str, str], *, title: st
     return blocks
 
 
+_MD_LINK_CHARS = re.compile(r"([\\\[\]|])")
+
+
 def _md_text(text: Any) -> str:
-    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+    """User text as inert Markdown: HTML escaped (no raw tags, no ``<javascript:...>`` autolinks)
+    and ``[``, ``]``, ``\\`` and ``|`` backslash-escaped, so ``[x](javascript:...)``, an image or
+    a link reference definition in a recipe name or note stays text."""
+    escaped = _MD_LINK_CHARS.sub(r"\\\1", str(text)).replace("\n", " ")
+    return html.escape(escaped, quote=False)
 
 
 def render_markdown(blocks: Sequence[Block]) -> str:

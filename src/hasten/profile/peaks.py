@@ -6,15 +6,21 @@ large copy actually reach here. Peaks depend on the device, the thread count (on
 fp32 matmul precision setting (TF32 on GPU) and the PyTorch version; the cache key holds all
 four. ``hasten microbench`` measures carefully; the profiler measures a quick set on the fly
 when none is cached.
+
+Other load on the machine can only make a figure lower, never higher, so every figure is the
+best of several rounds, and a new measurement is merged into the cache figure by figure, best
+kept (``merge_peaks``): a run on a busy machine cannot drag the cached roofs down unless the
+user forces it, and whenever a new figure is clearly worse than the cached one, it is said.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +65,23 @@ class Peaks:
     quick: bool
     measured_at: str = ""
     sweep: list[SweepPoint] = field(default_factory=list)
+    load_average: dict[str, list[float]] | None = None  # {"start"|"end": [1, 5, 15-minute load]}
+    rounds: int = 1
 
     def peak_flops(self, dtype: str = "float32") -> float:
         """Peak for ``dtype``; float16 reads bfloat16's, anything unmeasured reads float32's."""
         if dtype == "float16" and "float16" not in self.matmul_flops:
             dtype = "bfloat16"
         return self.matmul_flops.get(dtype, self.matmul_flops["float32"])
+
+    @property
+    def busy(self) -> float | None:
+        """The highest 1-minute load average seen while measuring, per CPU core (None if unknown).
+        Above 1, other processes were competing for the cores."""
+        if not self.load_average:
+            return None
+        loads = [values[0] for values in self.load_average.values() if values]
+        return max(loads) / (os.cpu_count() or 1) if loads else None
 
     def ridge(self, dtype: str = "float32") -> float:
         """Arithmetic intensity (FLOP/byte) where the roofline turns from bandwidth to compute."""
@@ -119,20 +136,38 @@ def save_peaks(peaks: Peaks) -> Path:
     return path
 
 
-def measure_peaks(device: torch.device | str = "cpu", *, quick: bool = False, sweep: bool = False) -> Peaks:
+def load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages, or None where the system has none (Windows)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def measure_peaks(device: torch.device | str = "cpu", *, quick: bool = False, sweep: bool = False,
+                  rounds: int | None = None) -> Peaks:
     """Measure matmul FLOP/s (fp32, bf16), copy bandwidth and per-operation overhead.
 
     ``quick`` takes well under a second on a CPU; ``sweep`` adds every op class across sizes
-    (for the roofline plot), which takes tens of seconds on a CPU.
+    (for the roofline plot), which takes tens of seconds on a CPU. Each figure is the best of
+    ``rounds`` rounds (default 2 quick, 3 otherwise), taken one after the other, so a burst of
+    other load spoils at most one of them.
     """
     device = torch.device(device)
     kind = "cuda" if device.type == "cuda" else "cpu"
     fp32_sizes, bf16_sizes, copy_bytes = _PLAN[(kind, quick)]
     repeats, block = (3, 0.01) if quick else (5, 0.05)
-    flops = {
-        "float32": max(gemm_rate(device, n, torch.float32, repeats=repeats, block_s=block) for n in fp32_sizes),
-        "bfloat16": max(gemm_rate(device, n, torch.bfloat16, repeats=repeats, block_s=block) for n in bf16_sizes),
-    }
+    rounds = rounds if rounds is not None else (2 if quick else 3)
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    load_before = load_average()
+    fp32, bf16, bandwidth, overhead = 0.0, 0.0, 0.0, float("inf")
+    for _ in range(rounds):
+        fp32 = max(fp32, *(gemm_rate(device, n, torch.float32, repeats=repeats, block_s=block) for n in fp32_sizes))
+        bf16 = max(bf16, *(gemm_rate(device, n, torch.bfloat16, repeats=repeats, block_s=block) for n in bf16_sizes))
+        bandwidth = max(bandwidth, copy_rate(device, copy_bytes, repeats=repeats, block_s=block))
+        overhead = min(overhead, op_overhead(device))
+    flops = {"float32": fp32, "bfloat16": bf16}
     device_type, name, threads, version, precision = _identity(device)
     points: list[SweepPoint] = []
     if sweep:
@@ -150,11 +185,76 @@ def measure_peaks(device: torch.device | str = "cpu", *, quick: bool = False, sw
         torch_version=version,
         matmul_precision=precision,
         matmul_flops=flops,
-        bandwidth=copy_rate(device, copy_bytes, repeats=repeats, block_s=block),
-        op_overhead_s=op_overhead(device),
+        bandwidth=bandwidth,
+        op_overhead_s=overhead,
         quick=quick,
         measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
         sweep=points,
+        load_average=None if load_before is None else {"start": load_before, "end": load_average() or []},
+        rounds=rounds,
+    )
+
+
+# A new figure below this fraction of the cached one is "clearly worse": said, and not cached.
+CLEARLY_WORSE = 0.8
+
+
+@dataclass(frozen=True)
+class Change:
+    """One figure of a new measurement against the cached one (rates: higher is better;
+    the per-operation overhead: lower is better)."""
+
+    figure: str
+    cached: float
+    measured: float
+    higher_is_better: bool = True
+
+    @property
+    def ratio(self) -> float:
+        """How good the new figure is relative to the cached one (< 1: worse)."""
+        if self.higher_is_better:
+            return self.measured / self.cached if self.cached > 0 else math.inf
+        return self.cached / self.measured if self.measured > 0 else math.inf
+
+    @property
+    def clearly_worse(self) -> bool:
+        return self.ratio < CLEARLY_WORSE
+
+
+def _figures(peaks: Peaks) -> dict[str, tuple[float, bool]]:
+    out = {f"matmul {dtype}": (rate, True) for dtype, rate in peaks.matmul_flops.items()}
+    out["copy bandwidth"] = (peaks.bandwidth, True)
+    out["op overhead"] = (peaks.op_overhead_s, False)
+    return out
+
+
+def compare_peaks(cached: Peaks, measured: Peaks) -> list[Change]:
+    """Every figure the two measurements share, new against cached."""
+    old, new = _figures(cached), _figures(measured)
+    return [Change(name, old[name][0], value, hib) for name, (value, hib) in new.items() if name in old]
+
+
+def merge_peaks(cached: Peaks | None, measured: Peaks) -> Peaks:
+    """What the cache should hold after ``measured``: figure by figure the better of the two
+    (other load only ever lowers a figure), sweep points by their faster time."""
+    if cached is None or cached.key != measured.key:
+        return measured
+    flops = dict(cached.matmul_flops)
+    for dtype, rate in measured.matmul_flops.items():
+        flops[dtype] = max(rate, flops.get(dtype, 0.0))
+    points = {(p.op, p.size, p.dtype): p for p in cached.sweep}
+    for p in measured.sweep:
+        known = points.get((p.op, p.size, p.dtype))
+        if known is None or p.seconds < known.seconds:
+            points[(p.op, p.size, p.dtype)] = p
+    return replace(
+        measured,
+        matmul_flops=flops,
+        bandwidth=max(cached.bandwidth, measured.bandwidth),
+        op_overhead_s=min(cached.op_overhead_s, measured.op_overhead_s),
+        quick=cached.quick and measured.quick,
+        sweep=list(points.values()),
+        rounds=cached.rounds + measured.rounds,
     )
 
 

@@ -285,6 +285,29 @@ class Profiler:
             self._census = None
 
     # ----------------------------------------------------------- the answer
+    def _too_few_steps(self) -> str:
+        """Which window the loop ended in, so the user knows which condition was not met."""
+        seen = f"the profiler saw {self.completed} steps, too few for a report"
+        if self.completed <= self.skip:
+            return f"{seen}: all of them were warm-up (skip={self.skip}), and it needs at least 2 timed steps after"
+        timed = len(self.times)
+        if timed < 2:
+            return f"{seen}: {self.skip} warm-up and {timed} timed; it needs at least 2 timed and 1 recorded step"
+        seconds = sum(self.times.iterations)
+        if self.phase == TIMED and timed >= self.steps:
+            return (f"{seen}: the timed window had its {self.steps} steps but lasts at least min_time="
+                    f"{self.min_time:g}s and had run {seconds:.2f}s over {timed} steps when the loop ended, "
+                    "so no step was recorded")
+        return (f"{seen}: {self.skip} warm-up and {timed} timed, none recorded; it needs at least {self.steps} "
+                f"timed steps lasting min_time={self.min_time:g}s, then 1 recorded ({self.steps_needed} steps "
+                "for everything when the steps are quick)")
+
+    def _too_few_steps_hint(self) -> str:
+        if self.phase == TIMED and len(self.times) >= self.steps:
+            return ("run more steps, pass a smaller min_time= (--min-time), or iterate with prof.wrap(loader) over "
+                    "a loader with a length so the timed window ends in time")
+        return "run more steps (and call prof.step() in the loop), or pass smaller skip=/steps=/record= to Profiler"
+
     def report(self) -> Report:
         """The verdict, its evidence and the recommended methods."""
         self.finish()
@@ -292,11 +315,7 @@ class Profiler:
         names = census.names if census is not None else None
         trace = summarize_trace(self._events or [], names, on_device=self.device.type == "cuda")
         if len(self.times) < 2 or trace.steps == 0:
-            raise ConfigError(
-                f"the profiler saw {self.completed} steps, too few for a report: it needs {self.skip} warm-up, "
-                f"at least 2 timed and 1 recorded step ({self.steps_needed} for everything)",
-                "run more steps (and call prof.step() in the loop), or pass smaller skip=/steps=/record= to Profiler",
-            )
+            raise ConfigError(self._too_few_steps(), self._too_few_steps_hint())
         peaks = self.peaks or get_peaks(self.device)
         evidence = gather_evidence(self.times, trace, census, peaks, device_type=self.device.type)
         if self._census_result is not None and self._census_result.error:
