@@ -24,6 +24,32 @@ def test_schedule_is_linear_in_multiples_of_the_step():
     assert lengths == SCHEDULED
 
 
+# (min, max, step): max - min is a multiple of the step only in the first.
+RANGES = [(8, 64, 8), (8, 60, 8), (5, 64, 8), (8, 30, 8), (16, 100, 24), (1, 2, 8), (8, 1000, 64)]
+
+
+@pytest.mark.parametrize("min_len,max_len,step", RANGES)
+@pytest.mark.parametrize("duration,steps", [(0.5, 10), (0.3, 100), (0.7, 37)])
+def test_the_warm_up_ends_at_the_full_length(min_len, max_len, step, duration, steps):
+    lengths = [seq_length_schedule(k / steps, duration, min_len, max_len, step) for k in range(steps)]
+    warm = [n for k, n in enumerate(lengths) if k / steps < duration]
+    after = [n for k, n in enumerate(lengths) if k / steps >= duration]
+    assert lengths[0] == min_len and lengths == sorted(lengths)
+    assert after and all(n == max_len for n in after)  # the step that ends the warm-up and all after
+    assert all((n - min_len) % step == 0 and n <= max_len for n in warm)
+    assert seq_length_schedule(duration, duration, min_len, max_len, step) == max_len
+
+
+def test_trainer_feeds_the_full_length_after_an_uneven_warm_up(data_dir):
+    recorder = FedRecorder()
+    make = text_trainer_factory(
+        data_dir, algorithms=lambda: [SeqLengthWarmup(duration=0.5, min_seq_length=5)], callbacks=[recorder]
+    )
+    make(max_duration="10ba").fit()
+    # 64 - 5 = 59 tokens to grow by in steps of 8: 5, 16.8->13, 28.6->21, 40.4->37, 52.2->45, then 64.
+    assert [x.shape[1] for x in recorder.inputs] == [5, 13, 21, 37, 45, 64, 64, 64, 64, 64]
+
+
 def test_truncation_keeps_each_sequence_head(windows):
     x, y = windows
     short_x, short_y = set_batch_sequence_length(x, y, 16)

@@ -2,7 +2,8 @@
 
 The paper's schedule is linear: the length grows from ``min_seq_length`` to ``max_seq_length``
 over the first ``duration`` of the run, in multiples of ``step_size`` (8 suits tensor cores), and
-stays at ``max_seq_length`` after. Short sequences make early steps cheaper and, the paper
+is ``max_seq_length`` from the end of the warm-up on (the last increment is shorter than
+``step_size`` when ``max - min`` is not a multiple of it). Short sequences make early steps cheaper and, the paper
 shows, more stable, which allows larger batches and learning rates. ``truncate=True`` drops
 each sequence's tail; ``truncate=False`` cuts every sequence into more, shorter examples so no
 token is wasted. It reads ``state.progress`` only, so it resumes exactly.
@@ -26,8 +27,14 @@ def seq_length_schedule(
     progress: float, duration: float = 0.3, min_seq_length: int = 8, max_seq_length: int = 1024, step_size: int = 8
 ) -> int:
     """The sequence length at ``progress`` (fraction of the run done): linear from ``min_seq_length``
-    to ``max_seq_length`` over the first ``duration``, floored to whole ``step_size`` increments."""
+    to ``max_seq_length`` over the first ``duration``, floored to whole ``step_size`` increments.
+
+    Once the warm-up is over the length is ``max_seq_length`` itself, even when ``max - min`` is not
+    a multiple of ``step_size`` (flooring alone would stop one partial step short, for good).
+    """
     done = 1.0 if duration <= 0 else min(progress / duration, 1.0)
+    if done >= 1.0 - 1e-9:
+        return max_seq_length
     increments = math.floor((max_seq_length - min_seq_length) * done / step_size + 1e-9)
     return min(min_seq_length + increments * step_size, max_seq_length)
 
