@@ -26,7 +26,13 @@ def test_sweep_then_rerun_skips_everything(store_path):
     assert curves[("baseline", "24ba")]["steps"] == 24
     assert "12 runs trained, 0 already" in first.stderr
     assert "[12/12]" in first.stderr  # progress lines off a terminal
-    assert len(RunStore(store_path).list_runs("toy", status="completed")) == 12
+    runs = RunStore(store_path).list_runs("toy", status="completed")
+    assert len(runs) == 12
+    # every run records what a busy machine would show: CPU time of training and the load around it
+    assert all(r.env["train_cpu_s"] > 0 and "load_start" in r.env and "load_end" in r.env for r in runs)
+    assert isinstance(data["contention"], list)
+    flagged = {f["run_id"] for f in data["contention"]}
+    assert flagged == {run_id for c in curves.values() for run_id in c["contended_runs"]}
 
     again = invoke(*SWEEP)
     assert again.exit_code == 0

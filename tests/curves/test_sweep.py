@@ -14,6 +14,7 @@ from hasten.curves.sweep import (
     default_budgets,
     find_done,
     parse_budgets,
+    interleave_schedules,
     plan_sweep,
     run_sweep,
 )
@@ -62,6 +63,28 @@ def test_plan_orders_seeds_outermost():
     assert {p.seed for p in points[:6]} == {0}
     cyclic = plan_sweep("toy", ["baseline"], BUDGETS, range(2), cyclic=True)
     assert [(p.duration, p.schedule, p.cycles) for p in cyclic] == [("24ba", "cyclic", 3)] * 2
+
+
+def test_interleaved_order_lets_recipes_take_turns_and_grouped_runs_one_recipe_at_a_time():
+    recipes = ["baseline", "a", "b"]
+    points = plan_sweep("toy", recipes, BUDGETS, range(2))
+    assert [p.recipe for p in points[:9]] == ["baseline", "a", "b", "a", "b", "baseline", "b", "baseline", "a"]
+    assert sorted((p.recipe, p.duration, p.seed) for p in points) == sorted(
+        (r, b, s) for r in recipes for b in BUDGETS for s in range(2))
+    grouped = plan_sweep("toy", recipes, BUDGETS, range(2), order="grouped")
+    assert [p.recipe for p in grouped] == [r for r in recipes for _ in range(6)]
+    assert sorted(grouped, key=lambda p: (p.recipe, p.seed, p.duration)) == sorted(
+        points, key=lambda p: (p.recipe, p.seed, p.duration))
+    with pytest.raises(ConfigError, match="unknown sweep order"):
+        plan_sweep("toy", recipes, BUDGETS, range(2), order="random")
+
+
+def test_a_sweep_and_its_cyclic_runs_are_merged_seed_by_seed():
+    scaled = plan_sweep("toy", ["baseline"], BUDGETS, range(2))
+    cyclic = plan_sweep("toy", ["baseline"], BUDGETS, range(2), cyclic=True)
+    merged = interleave_schedules(scaled, cyclic)
+    assert [(p.seed, p.schedule) for p in merged] == [(0, "scaled")] * 3 + [(0, "cyclic")] + [(1, "scaled")] * 3 + [
+        (1, "cyclic")]
 
 
 class _Interrupt(Callback):

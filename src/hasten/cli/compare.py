@@ -64,22 +64,38 @@ def compare(workload: str, baseline: str, target: float | None, schedule: str, r
             "target": result.target, "baseline": result.baseline, "schedule": result.schedule,
             "readout": result.readout, "baseline_time_to_target_s": result.time_to_target(baseline)[0],
             "machines": result.machines, "notes": result.notes, "recipes": rows,
+            "contention": [f.to_dict() for f in result.contention],
         }
         echo_json(payload)
         return
     base_time = result.time_to_target(baseline)[0]
     click.echo(f"{result.workload}: time to {result.metric} {result.target:g}; baseline {baseline!r} "
                f"{'not reached' if base_time is None else fmt_seconds(base_time)} ({result.readout} readout)")
-    table = [
+    table: list[tuple[str, ...]] = [
         (r["recipe"], "not reached" if r["time_to_target_s"] is None else fmt_seconds(r["time_to_target_s"]),
          _x(r["speedup"]), "-" if r["ci_low"] is None else f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
          _x(r["steps_factor"]), _x(r["time_per_step_factor"]), r["status"])
         for r in rows
     ]
-    print_table(("recipe", "time to target", "speedup", "95% CI", "steps-to-quality", "time-per-step", "status"),
-                table)
+    columns: tuple[str, ...] = ("recipe", "time to target", "speedup", "95% CI", "steps-to-quality", "time-per-step", "status")
+    if result.contention:
+        columns += ("busy-machine runs",)
+        table = [(*row, _busy(result, r["recipe"], baseline)) for row, r in zip(table, rows)]
+    print_table(columns, table)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    for flag in result.contention:
+        click.echo(f"contention: run {flag.run_id} ({flag.recipe}, {flag.duration}, seed {flag.seed}): "
+                   + "; ".join(flag.reasons), err=True)
+
+
+def _busy(result: Comparison, recipe: str, baseline: str) -> str:
+    """How many of this row's runs (the recipe's and the baseline's) carry a busy-machine flag."""
+    mine, base = len(result.contended(recipe)), len(result.contended(baseline))
+    if not mine and not base:
+        return "-"
+    return ", ".join(part for part in (f"{mine} of the recipe's" if mine else "",
+                                       f"{base} of the baseline's" if base else "") if part)
 
 
 COMMANDS = [compare]

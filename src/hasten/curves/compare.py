@@ -21,6 +21,7 @@ from hasten.curves.analysis import (
     tradeoff_curve,
     usable,
 )
+from hasten.curves.contention import ContentionFlag, contention_flags, contention_note
 from hasten.curves.speedup import QualityGain, Speedup, iso_quality_speedup, quality_gain_at_time
 from hasten.errors import ConfigError
 from hasten.store.records import RunRecord
@@ -49,6 +50,11 @@ class Comparison:
     machines: list[str]
     runs: int
     notes: list[str] = field(default_factory=list)
+    contention: list[ContentionFlag] = field(default_factory=list)
+
+    def contended(self, recipe: str, label: str | None = None) -> list[ContentionFlag]:
+        """Flagged runs of ``recipe`` (at the curve point ``label``, a budget, when given)."""
+        return [f for f in self.contention if f.recipe == recipe and (label is None or f.duration == label)]
 
     def speedup_rows(self) -> list[dict[str, Any]]:
         """``hasten compare --json``: one row per recipe (the baseline's own row has speedup 1)."""
@@ -63,6 +69,8 @@ class Comparison:
                 "time_to_target_s": self.time_to_target(recipe)[0],
                 "baseline_time_to_target_s": self.time_to_target(self.baseline)[0],
                 "reached": s.recipe_reached, "baseline_reached": s.baseline_reached, "note": s.note,
+                "contended_runs": len(self.contended(recipe)),
+                "baseline_contended_runs": len(self.contended(self.baseline)),
             })
         return rows
 
@@ -187,8 +195,13 @@ def compare_runs(
     counts = {r: len(seeds[r]) for r in order}
     if min(counts.values(), default=0) < 2:
         notes.append("a recipe has fewer than 2 seeds: no confidence interval can be given for it")
+    compared = [r for r in chosen if r.recipe in grouped]
+    flags = contention_flags(compared)
+    busy = contention_note(flags, len(compared))
+    if busy:
+        notes.append(busy)
     return Comparison(workloads[0], metric, hib, baseline, float(target), readout, schedule, order, curves, seeds,
-                      crossings, speedups, frontier, gains, machines, len(chosen), notes)
+                      crossings, speedups, frontier, gains, machines, len(chosen), notes, flags)
 
 
 def default_target(workload: str, target: float | None) -> float:

@@ -75,6 +75,11 @@ def verdict_line(comparison: Comparison, recipe: str) -> str:
             f"{fmt_ci(s.ci_low, s.ci_high)}: {verdict}; {factors}{caveat}.")
 
 
+def _busy_cell(comparison: Comparison, recipe: str, label: str) -> str:
+    flagged = comparison.contended(recipe, label)
+    return f"{len(flagged)} run{'s' if len(flagged) != 1 else ''} flagged" if flagged else "-"
+
+
 def _reach_word(comparison: Comparison) -> str:
     return "at least" if comparison.higher_is_better else "at most"
 
@@ -122,11 +127,20 @@ def build_blocks(comparison: Comparison, images: Mapping[str, str], *, title: st
     ]
     curve_rows = [
         (recipe, p.label, p.n, fmt_time(p.time_s), fmt_q(p.quality), fmt_ci(p.quality_low, p.quality_high)
-         if math.isfinite(p.quality_low) else "-")
+         if math.isfinite(p.quality_low) else "-", _busy_cell(c, recipe, p.label))
         for recipe in c.recipes for p in c.curves[recipe].points
     ]
     if c.readout == "budgets":
-        blocks.append(("table", ("recipe", "budget", "seeds", "train time", c.metric, "95% CI"), curve_rows))
+        blocks.append(("table", ("recipe", "budget", "seeds", "train time", c.metric, "95% CI", "busy machine"),
+                       curve_rows))
+    if c.contention:
+        blocks += [
+            ("h2", "Measurement warnings: signs of a busy machine"),
+            ("p", "These runs' training times look disturbed by other load on the machine; the points and "
+                  "speedups that use them are provisional. Rerun them on an idle machine."),
+            ("table", ("recipe", "budget", "seed", "run", "why"),
+             [(f.recipe, f.duration, f.seed, f.run_id, "; ".join(f.reasons)) for f in c.contention]),
+        ]
     blocks += [
         ("h2", "Pareto frontier"),
         ("p", "Points no other point beats on both training time and quality (mean over seeds):"),

@@ -135,17 +135,44 @@ def cyclic_layout(budgets: Sequence[str], t_mult: float = 2.0) -> tuple[int, flo
     return cycles, warmup / values[-1]
 
 
+ORDERS = ("interleaved", "grouped")
+
+
 def plan_sweep(
     workload: str, recipes: Sequence[str], budgets: Sequence[str], seeds: Sequence[int], *,
-    cyclic: bool = False, t_mult: float = 2.0,
+    cyclic: bool = False, t_mult: float = 2.0, order: str = "interleaved",
 ) -> list[SweepPoint]:
-    """Every point of the sweep, seeds outermost so a stopped sweep has whole seeds of every
-    recipe rather than all seeds of a few."""
+    """Every point of the sweep, in the order they are run.
+
+    ``interleaved`` (the default): seeds outermost, then budgets, with the recipes taking turns
+    inside (A B C, then B C A, ...): a machine that gets busier or quieter during the sweep
+    slows every recipe alike instead of the ones that happened to run late, no recipe always
+    runs first, and a stopped sweep has whole seeds of every recipe. ``grouped``: one recipe's
+    runs after another's (a recipe's curve is complete sooner, but drift lands on recipes
+    unequally: compare its times with care)."""
+    if order not in ORDERS:
+        raise ConfigError(f"unknown sweep order {order!r}", f"use one of {', '.join(ORDERS)}")
     if cyclic:
         cycles, warmup = cyclic_layout(budgets, t_mult)
-        return [SweepPoint(workload, r, budgets[-1], s, "cyclic", cycles, t_mult, warmup)
-                for s in seeds for r in recipes]
-    return [SweepPoint(workload, r, b, s) for s in seeds for b in budgets for r in recipes]
+        blocks = [[SweepPoint(workload, r, budgets[-1], s, "cyclic", cycles, t_mult, warmup) for r in recipes]
+                  for s in seeds]
+    else:
+        blocks = [[SweepPoint(workload, r, b, s) for r in recipes] for s in seeds for b in budgets]
+    if order == "grouped":
+        return [block[i] for i in range(len(recipes)) for block in blocks]
+    points = []
+    for k, block in enumerate(blocks):
+        turn = k % len(block) if block else 0
+        points += block[turn:] + block[:turn]
+    return points
+
+
+def interleave_schedules(*plans: Sequence[SweepPoint]) -> list[SweepPoint]:
+    """Several plans (a sweep and its cyclic runs) merged seed by seed, so both see the same
+    machine over time; the order inside each seed is kept."""
+    merged = [p for plan in plans for p in plan]
+    seeds = list(dict.fromkeys(p.seed for p in merged))
+    return sorted(merged, key=lambda p: seeds.index(p.seed))
 
 
 def find_done(store: RunStore, point: SweepPoint) -> RunRecord | None:

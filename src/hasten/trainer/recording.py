@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -49,6 +50,15 @@ def describe_run(
     return info
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (None where the system has none): recorded at a run's start and
+    end so a sweep can tell a busy machine from a slow recipe."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def open_run(store: "RunStore", run_id: str, state: State) -> None:
     """Create the run's record, or, when resuming, drop eval points past the checkpoint."""
     try:
@@ -66,7 +76,7 @@ def open_run(store: "RunStore", run_id: str, state: State) -> None:
                 schedule=info["schedule"],
                 metric=info["metric"],
                 higher_is_better=bool(info["higher_is_better"]),
-                env=capture_environment(state.device),
+                env={**capture_environment(state.device), "load_start": load_average()},
                 config=plain(info["config"]),
             )
         )
@@ -77,6 +87,8 @@ def open_run(store: "RunStore", run_id: str, state: State) -> None:
 
 def finish_run(store: "RunStore", result: "FitResult") -> None:
     totals = result.timing
+    env = dict(store.get_run(result.run_id, with_evals=False).env or {})
+    env.update(load_end=load_average(), train_cpu_s=round(totals.get("train_cpu", 0.0), 4))
     store.update_run(
         result.run_id,
         status=result.status,
@@ -91,4 +103,5 @@ def finish_run(store: "RunStore", result: "FitResult") -> None:
         final=result.final,
         error=result.error,
         config=plain(result.run_info.get("config", {})),
+        env=env,
     )

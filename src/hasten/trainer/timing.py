@@ -5,6 +5,10 @@ CUDA the device is synchronized at every bucket edge so queued kernels are charg
 to the bucket that launched them. ``data_wait`` is a sub-bucket of ``train``: host time
 spent in ``next()`` on the data source, without a sync (a sync there would serialise
 data loading with device work and change what it measures).
+
+The process's CPU time is read at the same edges and kept for ``train`` (``train_cpu``): on a
+CPU run it falls far below the wall time when other processes take the cores, which is how a
+busy machine is told from a slow recipe afterwards.
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ class TimingBuckets:
         device = torch.device(device)
         self._cuda = device.type == "cuda"
         self.totals: dict[str, float] = dict.fromkeys(BUCKETS, 0.0)
+        self.train_cpu = 0.0  # process CPU seconds (all threads) while ``train`` was open
         self._current: str | None = None
         self._since = 0.0
+        self._cpu_since = 0.0
 
     def _sync(self) -> None:
         if self._cuda:
@@ -32,10 +38,12 @@ class TimingBuckets:
 
     def _close_current(self) -> float:
         self._sync()
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if self._current is not None:
             self.totals[self._current] += now - self._since
-        self._since = now
+            if self._current == "train":
+                self.train_cpu += cpu - self._cpu_since
+        self._since, self._cpu_since = now, cpu
         return now
 
     def start(self, bucket: str = "train") -> None:
@@ -81,9 +89,12 @@ class TimingBuckets:
         return self.elapsed(name)
 
     def state_dict(self) -> dict[str, float]:
-        return {k: self.elapsed(k) for k in BUCKETS}
+        state = {k: self.elapsed(k) for k in BUCKETS}
+        state["train_cpu"] = self.train_cpu + (time.process_time() - self._cpu_since if self._current == "train" else 0.0)
+        return state
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         for key in BUCKETS:
             self.totals[key] = float(state.get(key, 0.0))
-        self._since = time.perf_counter()
+        self.train_cpu = float(state.get("train_cpu", 0.0))
+        self._since, self._cpu_since = time.perf_counter(), time.process_time()
