@@ -83,3 +83,55 @@ def test_label_smoothing_resumes_exactly(tmp_path, data_dir):
 def test_smoothing_out_of_range_is_refused():
     with pytest.raises(ValueError, match="smoothing must be in"):
         LabelSmoothing(1.0)
+
+
+def with_ignored(targets: torch.Tensor, every: int = 3) -> torch.Tensor:
+    """Some positions set to -100, torch's default ignore_index (padding in language models)."""
+    masked = targets.clone()
+    masked.view(-1)[::every] = -100
+    return masked
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("layout", ["(N, C)", "(N, C, T)", "(N, T, C)", "flattened"])
+def test_ignored_targets_match_torch(reduction, layout):
+    torch.manual_seed(3)
+    n, c, t, eps = 4, 11, 6, 0.2
+    if layout == "(N, C)":
+        logits, y = torch.randn(n, c), with_ignored(torch.randint(0, c, (n,)))
+        ours, torch_logits, torch_y = label_smoothing_loss(logits, y, eps, reduction=reduction), logits, y
+    else:
+        torch_logits, torch_y = torch.randn(n, c, t), with_ignored(torch.randint(0, c, (n, t)))
+        if layout == "(N, C, T)":
+            ours = label_smoothing_loss(torch_logits, torch_y, eps, reduction=reduction)
+        elif layout == "(N, T, C)":
+            ours = label_smoothing_loss(torch_logits.transpose(1, 2), torch_y, eps, reduction=reduction)
+        else:  # what hasten's default loss does: (N*T, C) against (N*T,)
+            torch_logits, torch_y = torch_logits.transpose(1, 2).reshape(-1, c), torch_y.reshape(-1)
+            ours = label_smoothing_loss(torch_logits, torch_y, eps, reduction=reduction)
+    expected = F.cross_entropy(torch_logits, torch_y, label_smoothing=eps, ignore_index=-100, reduction=reduction)
+    assert ours.shape == expected.shape
+    assert torch.allclose(ours, expected, atol=1e-5)
+
+
+def test_the_wrapped_run_loss_ignores_padding_like_torch():
+    torch.manual_seed(4)
+    logits, y = torch.randn(3, 7, 12), with_ignored(torch.randint(0, 12, (3, 7)), every=2)
+    expected = F.cross_entropy(logits.reshape(-1, 12), y.reshape(-1), label_smoothing=0.1)
+    state, engine = bare_state([LabelSmoothing(0.1)])
+    fire(engine, Event.INIT)  # wraps the Trainer's default loss, as a run does
+    assert torch.allclose(state.loss_fn(logits, y), expected, atol=1e-6)
+    pad = with_ignored(torch.randint(1, 12, (3, 7)), every=2).clamp(min=0)  # another ignore_index: 0
+    expected = F.cross_entropy(logits.reshape(-1, 12), pad.reshape(-1), label_smoothing=0.1, ignore_index=0)
+    loss = LabelSmoothedLoss(lambda o, t: F.cross_entropy(o.reshape(-1, 12), t.reshape(-1), ignore_index=0), 0.1,
+                             ignore_index=0)
+    assert torch.allclose(loss(logits, pad), expected, atol=1e-6)
+
+
+def test_smoothed_labels_of_ignored_targets_add_no_loss():
+    torch.manual_seed(5)
+    logits, y = torch.randn(8, 5), with_ignored(torch.randint(0, 5, (8,)))
+    soft = smooth_labels(logits, y, 0.1)
+    assert torch.equal(soft[y == -100], torch.zeros(int((y == -100).sum()), 5))
+    expected = F.cross_entropy(logits, y, label_smoothing=0.1, reduction="sum")
+    assert torch.allclose(F.cross_entropy(logits, soft, reduction="sum"), expected, atol=1e-5)

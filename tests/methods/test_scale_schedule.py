@@ -1,3 +1,6 @@
+import math
+from fractions import Fraction
+
 import pytest
 
 from hasten.core.time import Time, TimeUnit
@@ -19,6 +22,15 @@ def test_scale_duration_multiplies_and_rounds_counts():
     assert scale_duration("3ba", 0.01) == Time(1, TimeUnit.BATCH)
     with pytest.raises(ValueError, match="ratio must be > 0"):
         scale_duration("1ep", 0)
+
+
+@pytest.mark.parametrize("count", [1, 3, 5, 7, 10, 30, 99, 100, 333])
+@pytest.mark.parametrize("ratio", ["0.05", "0.15", "0.25", "0.29", "0.35", "0.5", "1.5", "2.5"])
+def test_counts_round_to_the_nearest_whole_unit_halves_up(count, ratio):
+    exact = Fraction(count) * Fraction(ratio)  # the budget in exact arithmetic
+    nearest = max(1, math.floor(exact + Fraction(1, 2)))
+    assert scale_duration(f"{count}ba", float(ratio)) == Time(nearest, TimeUnit.BATCH)
+    assert scale_duration(f"{count}ep", float(ratio)) == Time(count * float(ratio), TimeUnit.EPOCH)
 
 
 @pytest.mark.parametrize("given, ratio, equivalent", [("16ba", 0.5, "8ba"), ("4ba", 2.0, "8ba")])

@@ -50,12 +50,22 @@ def test_gates_every_wide_conv_of_a_model_defined_here():
     x = torch.randn(2, 3, 16, 16)
     shape, wide_weight = model(x).shape, model.wide.weight
     before = sum(p.numel() for p in model.parameters())
-    assert apply_squeeze_excite(model, min_channels=64) == 2
+    assert apply_squeeze_excite(model, min_channels=32) == 2  # wide (32 -> 64) and depthwise (64 -> 128)
     assert isinstance(model.wide, SqueezeExciteWrapper) and model.wide.module.weight is wide_weight
     assert isinstance(model.depthwise, SqueezeExciteWrapper) and type(model.narrow) is nn.Conv2d
     added = sum(p.numel() for p in model.parameters()) - before
     assert added == (64 * 4 + 4 + 4 * 64 + 64) + (128 * 8 + 8 + 8 * 128 + 128)
     assert model(x).shape == shape
+
+
+def test_conv_placement_is_composers_both_widths_must_reach_min_channels():
+    """Composer gates a Conv2d only if min(in_channels, out_channels) >= min_channels: never the RGB stem."""
+    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 32, 3, padding=1),
+                          nn.Conv2d(32, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1))
+    expected = [name for name, m in model.named_modules()
+                if isinstance(m, nn.Conv2d) and min(m.in_channels, m.out_channels) >= 64]
+    assert apply_squeeze_excite(model, min_channels=64) == 1
+    assert [n for n, m in model.named_children() if isinstance(m, SqueezeExciteWrapper)] == expected == ["3"]
 
 
 def test_residual_placement_gates_branches_before_the_addition():
@@ -73,24 +83,24 @@ def test_new_gates_join_the_optimizer_group_of_their_conv():
     opt = torch.optim.SGD([{"params": model.wide.parameters(), "lr": 0.1},
                            {"params": [p for n, p in model.named_parameters() if not n.startswith("wide")],
                             "lr": 0.01}])
-    apply_squeeze_excite(model, predicate=lambda name, m: name == "wide", optimizer=opt)
+    apply_squeeze_excite(model, min_channels=32, predicate=lambda name, m: name == "wide", optimizer=opt)
     assert {id(p) for p in model.wide.se.parameters()} <= {id(p) for p in opt.param_groups[0]["params"]}
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
 
 
 def test_algorithm_refuses_a_model_without_wide_convs(data_dir):
-    with pytest.raises(ConfigError, match="squeeze_excite found no Conv2d with >= 64"):
+    with pytest.raises(ConfigError, match="squeeze_excite found no Conv2d with >= 64 input and output channels"):
         image_trainer_factory(data_dir, lambda: [SqueezeExcite()])()
     with pytest.raises(ConfigError):
         build_method("squeeze_excite:placement=everywhere")
 
 
 def test_functional_form_equals_the_algorithm(data_dir):
-    trainer = image_trainer_factory(data_dir, lambda: [build_method("squeeze_excite:min_channels=32")])()
+    trainer = image_trainer_factory(data_dir, lambda: [build_method("squeeze_excite:min_channels=16")])()
     torch.manual_seed(0)
     model = TinyConvNet()
     torch.manual_seed(0)  # the Trainer reseeds before its INIT surgery
-    apply_squeeze_excite(model, min_channels=32)
+    apply_squeeze_excite(model, min_channels=16)
     a, b = weights_of(model), weights_of(trainer.state.model)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert "down.0.se.squeeze.weight" in a and "block.0.se.excite.weight" in a

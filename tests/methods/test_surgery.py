@@ -116,6 +116,31 @@ def test_residual_branches_of_a_model_defined_here():
     found = find_residual_branches(model, torch.randn(2, 3, 16, 16))
     assert [(b.name, b.kind) for b in found] == [("branch", "branch"), ("bn_a", "branch")]
     assert found[0].output_shape == (2, 8, 16, 16)
+    # bn_a is only the end of its branch: conv_a runs before it, outside any module
+    assert [b.upstream for b in found] == [(), ("conv_a",)]
+
+
+def test_post_activation_blocks_are_found_whole():
+    class Block(nn.Module):  # out = f(x); out += x; return relu(out)
+        def __init__(self, inplace: bool) -> None:
+            super().__init__()
+            self.conv, self.bn = nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)
+            self.act = nn.LeakyReLU(0.2, inplace=inplace)
+
+        def forward(self, x):
+            out = self.bn(self.conv(x))
+            out += x
+            return self.act(out)
+
+    x = torch.randn(2, 4, 5, 5)
+    for inplace in (False, True):
+        model = nn.Sequential(nn.Identity(), Block(inplace))
+        found = {b.name: b for b in find_residual_branches(model, x)}
+        assert (found["1"].kind, found["1"].branch_end) == ("post", "bn")
+        if not inplace:  # (in place, the sum is also the block's output: the block itself is the branch found)
+            assert found["1.bn"].upstream == ("1.conv",)
+        assert torch.equal(found["1"].activation(x), nn.functional.leaky_relu(x, 0.2))
+        assert found["1"].activation(x) is not x
 
 
 def test_residual_parts_of_the_shared_and_library_models():

@@ -7,9 +7,16 @@ warm-ups given as a fraction scale, warm-ups given in steps do not, and any meth
 ``dur`` follows the new length (windows in ``ep`` or ``ba`` do not). This is Composer's
 ``scale_schedule_ratio`` as a method. A cyclic run (``--cyclic``) refuses it: its cycle ends are
 planned for the unscaled budget, and it already covers every budget.
+
+Rounding differs from Composer, which truncates (``int(value * ratio)``, in every unit, so
+``3ep`` at 0.5 becomes ``1ep``, a third) and refuses a result of 0: hasten keeps fractional epochs
+(``1.5ep``) and rounds step, sample and token counts to the nearest whole number, halves up
+(``5ba`` at 0.5 is ``3ba``), never below 1.
 """
 
 from __future__ import annotations
+
+import math
 
 from hasten.core.algorithm import Algorithm
 from hasten.core.event import Event
@@ -22,13 +29,14 @@ __all__ = ["ScaleSchedule", "scale_duration"]
 
 
 def scale_duration(duration: str | Time, ratio: float) -> Time:
-    """``ratio`` x ``duration``; counts of steps, samples and tokens round to whole units (at least 1)."""
+    """``ratio`` x ``duration``; counts of steps, samples and tokens round to the nearest whole unit,
+    halves up (not Python's round-half-to-even, which sent 2.5 to 2 but 3.5 to 4), at least 1."""
     if ratio <= 0:
         raise ValueError(f"ratio must be > 0, got {ratio}")
     time = Duration(duration)
     value = time.value * ratio
     if time.unit is not TimeUnit.EPOCH:
-        value = float(max(1, round(value)))
+        value = float(max(1, math.floor(round(value, 9) + 0.5)))  # round(, 9): 10 * 0.15 is 1.4999999999999998
     return Duration(Time(value, time.unit))
 
 
@@ -68,7 +76,9 @@ register(
                     "1905.04753"),
         functional=("scale_duration",),
         effect="Time falls in proportion to ratio; quality falls much less than when a full-length schedule "
-               "is cut off at the same step (Composer: ResNet-50 76.6% at ratio 1.0, 75.6% at 0.5)",
+               "is cut off at the same step (Composer: ResNet-50 76.6% at ratio 1.0, 75.6% at 0.5). Rounding "
+               "differs from Composer's truncation: fractional epochs are kept and step/sample/token counts round "
+               "to the nearest whole number, halves up, at least 1",
         not_worth_it="It is a point on the tradeoff curve, not a free speedup: quality drops once the budget is "
                      "too short; windows given in ep or ba (rather than dur) do not scale with it; in "
                      "cyclic single-run curves it is refused (a cyclic run already covers every budget)",

@@ -3,14 +3,19 @@
 ``SE(x) = x * sigmoid(W2 relu(W1 mean_hw(x)))`` with a bottleneck of ``C * latent_channels``
 units (the paper's reduction ratio r = 16 is ``latent_channels = 1/16``). Two placements:
 
-- ``conv`` (peers' default, Composer): after every ``Conv2d`` with at least ``min_channels``
-  outputs;
+- ``conv`` (Composer's placement): after every ``Conv2d`` with at least ``min_channels`` input
+  *and* output channels, so the RGB stem and other narrow-input convs stay ungated;
 - ``residual`` (the paper's SE-ResNet): on each residual branch, before the addition,
   found by probing the model once (``find_residual_branches``).
 
 Or pick the modules yourself with ``predicate``. The wrapped module keeps its parameters;
 the gate's parameters are new, so build the optimizer afterwards (the Trainer does) or pass
 it to be updated.
+
+Differences from Composer's ``apply_squeeze_excite``: the defaults are the paper's bottleneck
+(``latent_channels=1/16``, r = 16; Composer: 64 units) and ``min_channels=64`` (Composer: 128,
+too wide for hasten's small CIFAR nets); the gate's two linear layers have biases (the paper,
+timm; Composer has none); and ``placement="residual"`` is hasten's own.
 """
 
 from __future__ import annotations
@@ -79,8 +84,9 @@ def apply_squeeze_excite(
     predicate: Predicate | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> int:
-    """Add SE gates; return how many. ``placement="conv"`` gates each ``Conv2d`` with at least
-    ``min_channels`` outputs; ``"residual"`` gates each residual branch with 4-D outputs of at
+    """Add SE gates; return how many. ``placement="conv"`` gates each ``Conv2d`` whose input and
+    output channels are both at least ``min_channels``; ``"residual"`` gates each residual branch
+    with 4-D outputs of at
     least ``min_channels`` channels (needs ``example_input``). ``predicate`` narrows either."""
     if placement not in PLACEMENTS:
         raise ConfigError(f"unknown squeeze-excite placement {placement!r}", f"use one of {', '.join(PLACEMENTS)}")
@@ -88,7 +94,7 @@ def apply_squeeze_excite(
     channels: dict[str, int] = {}
     if placement == "conv":
         for name, module in model.named_modules():
-            if type(module) is nn.Conv2d and module.out_channels >= min_channels:
+            if type(module) is nn.Conv2d and min(module.in_channels, module.out_channels) >= min_channels:
                 channels[name] = module.out_channels
     else:
         if example_input is None:
@@ -132,8 +138,8 @@ class SqueezeExcite(Algorithm):
         example = sample_inputs(state.train_data, 2).to(state.device) if self.placement == "residual" else None
         count = apply_squeeze_excite(state.model, self.latent_channels, self.min_channels, self.placement,
                                      example, self._predicate, state.optimizer)
-        what = "Conv2d" if self.placement == "conv" else "residual branch"
-        require_some(count, self.name, f"{what} with >= {self.min_channels} output channels",
+        what = "Conv2d with >= {} input and output" if self.placement == "conv" else "residual branch with >= {} output"
+        require_some(count, self.name, what.format(self.min_channels) + " channels",
                      "lower squeeze_excite:min_channels=..., or drop it for this model")
 
 
@@ -150,7 +156,10 @@ CARD = MethodCard(
            "ops and exports as it is; it is slower at inference (peers measured about 20% on ResNet-50).",
     not_worth_it="narrow nets (the gates are tiny and their overhead is mostly kernel launches) and when "
                  "inference cost matters; the gain shows where feature maps are small and channels many.",
-    effect="more accuracy per step for a few percent more compute per step, and a slower model at inference",
+    effect="more accuracy per step for a few percent more compute per step, and a slower model at inference. "
+           "Placement as Composer's (convs with >= min_channels inputs and outputs); defaults differ: "
+           "latent_channels=1/16 (the paper's r=16; Composer: 64 units), min_channels=64 (Composer: 128), and the "
+           "gate's linears have biases (the paper, timm; Composer: none)",
     applies_to=("image",),
     functional=("apply_squeeze_excite", "SqueezeExcite2d"),
 )

@@ -14,14 +14,20 @@ Two modes:
 - ``sample`` (timm's ``DropPath``): one coin per sample; regularizes, saves no compute.
 
 Residual parts are found on any model by probing it once (``find_residual_branches``):
-whole blocks ``x -> x + f(x)`` where the model has them (dropping one skips all of ``f``),
-otherwise the branch ``M`` of ``x + M(x)``. ``target`` (a class, tuple of classes or
-predicate) narrows the choice.
+whole blocks ``x -> x + f(x)`` or ``x -> act(x + f(x))`` (the classic ResNet block, ``out =
+f(x); out += x; return relu(out)``) where the model has them (dropping one skips all of ``f``
+and returns ``x``, or ``act(x)``), otherwise the branch ``M`` of ``x + M(x)``. Block mode
+refuses a branch whose convolutions or linears run before it outside any module (``out =
+bn(conv(x)); out += x`` written inline): dropping only ``bn`` would save nothing. Blocks with
+a projection shortcut are not dropped and do not count in the linear rule (Composer drops
+them too, keeping only the projection). ``target`` (a class, tuple of classes or predicate)
+narrows the choice.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -76,28 +82,59 @@ def _check(drop_path_rate: float, mode: str, distribution: str) -> None:
         raise ConfigError(f"unknown drop_distribution {distribution!r}", f"use one of {', '.join(DISTRIBUTIONS)}")
 
 
+class BranchEnd(Unwrappable):
+    """The last module of a ``post`` block's residual branch: passes its output through
+    ``transform`` (set by the enclosing ``StochasticDepthBranch`` for one forward) before the
+    block adds the shortcut; the identity otherwise."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.module(*args, **kwargs)
+        return out if self.transform is None else self.transform(out)
+
+    def unwrap(self) -> nn.Module:
+        return self.module
+
+
 class StochasticDepthBranch(Unwrappable):
     """A residual part that is dropped at random in training and runs unchanged in eval.
 
     ``kind="branch"`` wraps ``f`` of ``x + f(x)``: dropped, it returns zeros shaped like its
-    input (block mode needs ``f`` to keep its input's shape; ``apply_stochastic_depth`` checks). ``kind="block"`` wraps a whole ``x -> x + f(x)`` module: dropped, it returns its
-    input without running anything; kept, ``x + (block(x) - x) / keep``.
+    input (block mode needs ``f`` to keep its input's shape; ``apply_stochastic_depth`` checks).
+    ``kind="block"`` wraps a whole ``x -> x + f(x)`` module: dropped, it returns its input
+    without running anything; kept, ``x + (block(x) - x) / keep``. ``kind="post"`` wraps a whole
+    ``x -> act(x + f(x))`` module whose branch ends in the ``BranchEnd`` at ``branch_end``:
+    dropped, it returns ``activation(x)`` without running anything; kept, ``act(x + f(x) / keep)``.
     """
 
-    def __init__(self, module: nn.Module, drop_prob: float, mode: str = "block", kind: str = "branch") -> None:
+    def __init__(self, module: nn.Module, drop_prob: float, mode: str = "block", kind: str = "branch",
+                 branch_end: str | None = None,
+                 activation: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         super().__init__()
         _check(drop_prob, mode, "linear")
-        if kind not in ("branch", "block"):
-            raise ConfigError(f"unknown residual kind {kind!r}", "use 'branch' or 'block'")
+        if kind not in ("branch", "block", "post"):
+            raise ConfigError(f"unknown residual kind {kind!r}", "use 'branch', 'block' or 'post'")
+        if kind == "post" and (branch_end is None or activation is None
+                               or not isinstance(module.get_submodule(branch_end), BranchEnd)):
+            raise ConfigError("a post-activation block needs its branch end wrapped in BranchEnd and its activation",
+                              "let apply_stochastic_depth wrap the model")
         self.module = module
         self.drop_prob = drop_prob
         self.mode = mode
         self.kind = kind
+        self.branch_end = branch_end
+        self.activation = activation
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if not self.training or self.drop_prob == 0.0:
             return self.module(*args, **kwargs)
         x, keep = args[0], 1.0 - self.drop_prob
+        if self.kind == "post":
+            return self._post_forward(x, keep, args, kwargs)
         if self.mode == "sample":
             out = self.module(*args, **kwargs)
             return drop_path(out, self.drop_prob) if self.kind == "branch" else x + drop_path(out - x, self.drop_prob)
@@ -105,6 +142,22 @@ class StochasticDepthBranch(Unwrappable):
         if self.kind == "block":
             return x if dropped else x + (self.module(*args, **kwargs) - x) / keep
         return torch.zeros_like(x) if dropped else self.module(*args, **kwargs) / keep
+
+    def _post_forward(self, x: torch.Tensor, keep: float, args: tuple, kwargs: dict) -> Any:
+        assert self.branch_end is not None and self.activation is not None
+        if self.mode == "block":
+            if bool(torch.rand(()) < self.drop_prob):  # one CPU coin per step: no device sync
+                return self.activation(x)
+            transform: Callable[[torch.Tensor], torch.Tensor] = lambda out: out / keep  # noqa: E731
+        else:
+            transform = functools.partial(drop_path, drop_prob=self.drop_prob)
+        end = self.module.get_submodule(self.branch_end)
+        assert isinstance(end, BranchEnd)
+        end.transform = transform
+        try:
+            return self.module(*args, **kwargs)
+        finally:
+            end.transform = None
 
     def unwrap(self) -> nn.Module:
         return self.module
@@ -145,16 +198,29 @@ def apply_stochastic_depth(
                 raise ConfigError(f"residual branch {part.name!r} maps {part.input_shape} to {part.output_shape}: "
                                   "block mode needs its output shaped like its input to skip it",
                                   "use stochastic_depth:mode=sample")
+            if part.kind == "branch" and part.upstream:
+                raise ConfigError(f"residual branch {part.name!r} is only the end of its branch "
+                                  f"({', '.join(part.upstream)} run before it outside any module): block mode would "
+                                  "still run them when it drops the branch, saving nothing",
+                                  "put the branch or the whole block in one module (x + f(x) or act(x + f(x))), "
+                                  "or use stochastic_depth:mode=sample, which saves no compute")
     rates = drop_rates(len(parts), drop_path_rate, drop_distribution)
-    plan = {p.name: (rate, p.kind) for p, rate in zip(parts, rates)}
-    return replace_modules(model, lambda name, module: name in plan,
-                           lambda name, module: StochasticDepthBranch(module, plan[name][0], mode, plan[name][1]),
-                           optimizer)
+    plan = {p.name: (rate, p) for p, rate in zip(parts, rates)}
+
+    def wrap(name: str, module: nn.Module) -> StochasticDepthBranch:
+        rate, part = plan[name]
+        if part.kind == "post":
+            replace_modules(module, lambda inner, _: inner == part.branch_end, lambda _, end: BranchEnd(end))
+        return StochasticDepthBranch(module, rate, mode, part.kind, part.branch_end, part.activation)
+
+    return replace_modules(model, lambda name, module: name in plan, wrap, optimizer)
 
 
 def remove_stochastic_depth(model: nn.Module) -> int:
     """Unwrap every branch (exact: evaluation never dropped anything); returns the count."""
-    return unwrap_modules(model, StochasticDepthBranch)
+    count = unwrap_modules(model, StochasticDepthBranch)
+    unwrap_modules(model, BranchEnd)
+    return count
 
 
 class StochasticDepth(Algorithm):
@@ -210,7 +276,10 @@ CARD = MethodCard(
                  "saves no compute at all; peers (Composer) measured about 5% less time at equal accuracy on "
                  "ResNet-50 (block mode, rate 0.2).",
     effect="block mode: fewer FLOPs per step (about drop_path_rate/2 of the branch work under the linear rule); "
-           "both modes regularize deep residual nets",
+           "both modes regularize deep residual nets. Differs from the paper and Composer: kept branches are "
+           "scaled by 1/keep in training instead of by keep at evaluation (the same in expectation), and blocks "
+           "with a projection shortcut are never dropped nor counted in the linear rule; block mode refuses a "
+           "branch whose convolutions run outside any module",
     applies_to=("any",),
     functional=("apply_stochastic_depth", "drop_path", "drop_rates", "remove_stochastic_depth"),
 )

@@ -20,12 +20,15 @@ param group of the module they replace.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
 from hasten.errors import ConfigError
@@ -183,25 +186,71 @@ def require_some(count: int, method: str, what: str, hint: str) -> int:
 # --------------------------------------------------------------------- probing
 @dataclass(frozen=True)
 class ResidualBranch:
-    """A residual part of a model. ``kind == "branch"``: a module whose output is added to a
-    tensor that existed before it ran (``x + M(x)``). ``kind == "block"``: a module that
-    returns its own input plus something (``M(x) = x + f(x)``)."""
+    """A residual part of a model.
+
+    - ``kind == "branch"``: a module whose output is added to a tensor that existed before it ran
+      (``x + M(x)``). ``upstream`` names the weight-bearing modules (convolutions, linears) that
+      ran on the branch before ``M`` (``x + bn2(conv2(conv1(x)))`` finds ``bn2``, upstream
+      ``conv1, conv2``): skipping ``M`` alone would not skip them.
+    - ``kind == "block"``: a module that returns its own input plus something (``M(x) = x + f(x)``).
+    - ``kind == "post"``: a module that returns an activation of that sum (``M(x) = act(x + f(x))``,
+      the classic ResNet block). ``branch_end`` is the submodule (relative name) whose output is
+      ``f(x)``, where a scale can be applied before the addition; ``activation`` computes ``act``
+      out of place, which is the block's output when ``f`` is skipped.
+    """
 
     name: str
     module: nn.Module
     output_shape: tuple[int, ...]
     input_shape: tuple[int, ...] | None
     kind: str = "branch"
+    upstream: tuple[str, ...] = ()
+    branch_end: str | None = None
+    activation: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 _ADDS = {torch.add, torch.Tensor.add, torch.Tensor.add_, torch.Tensor.__add__, torch.Tensor.__iadd__,
          torch.Tensor.__radd__}
+_RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
+#: Elementwise activations a residual block may apply to its sum; recomputed out of place when needed.
+_ACTIVATIONS = _RELUS | {F.relu6, F.leaky_relu, F.gelu, F.silu, F.elu, F.hardswish, F.mish}
+
+
+def _out_of_place(func: Callable, args: tuple, kwargs: dict) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """``func(x, *args[1:], **kwargs)`` as a function of ``x`` that never writes into ``x``."""
+    if func in _RELUS:
+        return torch.relu
+    if any(isinstance(a, torch.Tensor) for a in (*args[1:], *kwargs.values())):
+        return None
+    try:
+        bound = inspect.signature(func).bind(args[0], *args[1:], **kwargs)
+    except (TypeError, ValueError):  # a builtin without a signature (gelu): keywords only
+        return None if len(args) > 1 else functools.partial(func, **kwargs)
+    first = next(iter(bound.arguments))
+    options = {k: v for k, v in bound.arguments.items() if k != first}
+    if "inplace" in options:
+        options["inplace"] = False
+    return functools.partial(func, **options)
+
+
+@dataclass
+class _Op:
+    seq: int
+    operands: tuple
+    result: Any
+    func: Callable = torch.add
+    args: tuple = ()
+    kwargs: dict | None = None
 
 
 class _RecordAdds(TorchFunctionMode):
-    def __init__(self) -> None:
+    """Records same-shape tensor additions and elementwise activations, in order."""
+
+    def __init__(self, counter: Iterator[int]) -> None:
         super().__init__()
-        self.adds: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self.counter = counter
+        self.adds: list[_Op] = []
+        self.activations: list[_Op] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
@@ -209,7 +258,9 @@ class _RecordAdds(TorchFunctionMode):
         if func in _ADDS and len(args) >= 2 and "alpha" not in kwargs:
             a, b = args[0], args[1]
             if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape:
-                self.adds.append((a, b, result))
+                self.adds.append(_Op(next(self.counter), (a, b), result))
+        elif func in _ACTIVATIONS and args and isinstance(args[0], torch.Tensor):
+            self.activations.append(_Op(next(self.counter), (args[0],), result, func, tuple(args), dict(kwargs)))
         return result
 
 
@@ -220,19 +271,24 @@ class _Call:
     start: int
     inputs: tuple
     output: Any = None
+    end: int = -1
+
+    def encloses(self, other: "_Call") -> bool:
+        return self.start < other.start and other.end < self.end
 
 
 def find_residual_branches(model: nn.Module, example_input: Any) -> list[ResidualBranch]:
     """Residual branches and blocks of ``model``, in the order they run, found by one
-    eval-mode forward that records every module call and every addition.
+    eval-mode forward that records every module call, every addition and every activation.
 
     A branch is the outermost module ``M`` (called once per forward) whose output is one
     operand of an addition whose other operand was already an input to some module that
     started no later than ``M``: ``x + M(x)``, ``x + attn(ln(x))``, ``out += identity``.
     A block is the innermost module whose output *is* such a sum with its own input as the
-    skip operand (``ResidualBlock.forward = x + f(x)``). Projection shortcuts (both operands
-    computed inside the block) are neither. The model's root module is never reported.
-    The forward runs under ``no_grad`` in eval mode with the RNG state restored, so it
+    skip operand (``ResidualBlock.forward = x + f(x)``), or an activation of that sum computed
+    inside it (``out = f(x); out += x; return relu(out)``: kind ``post``). Projection shortcuts
+    (both operands computed inside the block) are neither. The model's root module is never
+    reported. The forward runs under ``no_grad`` in eval mode with the RNG state restored, so it
     changes nothing.
     """
     calls: list[_Call] = []
@@ -247,12 +303,13 @@ def find_residual_branches(model: nn.Module, example_input: Any) -> list[Residua
         calls.append(call)
 
     def post_hook(module: nn.Module, args: tuple, output: Any) -> None:
-        open_calls[id(module)].pop().output = output
+        call = open_calls[id(module)].pop()
+        call.output, call.end = output, next(counter)
 
     for module in {id(m): m for m in model.modules() if m is not model}.values():
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook))
-    recorder = _RecordAdds()
+    recorder = _RecordAdds(counter)
     try:
         with inspection_forward(model, example_input), recorder:
             model(example_input)
@@ -263,35 +320,78 @@ def find_residual_branches(model: nn.Module, example_input: Any) -> list[Residua
     times_called: dict[int, int] = {}
     for call in calls:
         times_called[id(call.module)] = times_called.get(id(call.module), 0) + 1
+    once = [c for c in calls if times_called[id(c.module)] == 1]
     first_input_at: dict[int, int] = {}
     for call in calls:
         for tensor in call.inputs:
             first_input_at.setdefault(id(tensor), call.start)
 
     found: dict[int, tuple[int, ResidualBranch]] = {}
-    for a, b, result in recorder.adds:
-        # a residual *block*: a module returning its own input plus something (x -> x + f(x))
-        blocks = [c for c in calls if c.output is result and times_called[id(c.module)] == 1
-                  and c.inputs and (c.inputs[0] is a or c.inputs[0] is b)]
-        if blocks:
-            block = max(blocks, key=lambda c: c.start)  # the innermost such module: the block itself
-            found.setdefault(id(block.module), (block.start, ResidualBranch(
-                block.name, block.module, tuple(result.shape), tuple(block.inputs[0].shape), "block")))
+
+    def note(call: _Call, branch: ResidualBranch) -> None:
+        found.setdefault(id(call.module), (call.start, branch))
+
+    for add in recorder.adds:
+        a, b = add.operands
+        result = add.result
+        block = _innermost_block(once, add, recorder.activations)
+        if block is not None:
+            call, kind, end, activation = block
+            note(call, ResidualBranch(call.name, call.module, tuple(result.shape), tuple(call.inputs[0].shape),
+                                      kind, branch_end=end, activation=activation))
         # a residual *branch*: a module whose output is added to a tensor that existed before it
         for skip, branch_out in ((a, b), (b, a)):
             if skip is branch_out or id(skip) not in first_input_at:
                 continue
-            producers = sorted((c for c in calls if c.output is branch_out and times_called[id(c.module)] == 1),
-                               key=lambda c: c.start)
+            producers = sorted((c for c in once if c.output is branch_out), key=lambda c: c.start)
             outer = next((c for c in producers if first_input_at[id(skip)] <= c.start), None)
             if outer is None:
                 continue
             shape_in = tuple(outer.inputs[0].shape) if outer.inputs else None
-            found.setdefault(id(outer.module), (outer.start, ResidualBranch(
-                outer.name, outer.module, tuple(branch_out.shape), shape_in, "branch")))
+            upstream = tuple(c.name for c in calls if first_input_at[id(skip)] <= c.start < outer.start
+                             and not c.encloses(outer) and _has_weight_matrix(c.module))
+            note(outer, ResidualBranch(outer.name, outer.module, tuple(branch_out.shape), shape_in, "branch",
+                                       upstream=upstream))
     # keep the tensors alive until here so that identity comparisons above stay valid
     del recorder, calls
     return [branch for _, branch in sorted(found.values(), key=lambda item: item[0])]
+
+
+_Block = tuple[_Call, str, Union[str, None], Union[Callable[[torch.Tensor], torch.Tensor], None]]
+
+
+def _innermost_block(once: list[_Call], add: _Op, activations: list[_Op]) -> _Block | None:
+    """The innermost module that takes one operand of ``add`` as its input and returns the sum
+    (``block``) or an activation of it applied inside the module (``post``), with, for ``post``,
+    the submodule producing the other operand (relative name) and the activation out of place."""
+    a, b = add.operands
+    act = next((op for op in activations if op.seq > add.seq and op.operands[0] is add.result), None)
+    best: _Block | None = None
+    for call in once:
+        candidate: _Block
+        if not call.inputs or not call.start < add.seq < call.end or not (call.inputs[0] is a or call.inputs[0] is b):
+            continue
+        if act is not None and act.seq < call.end:
+            if call.output is not act.result:
+                continue
+            branch_out = b if call.inputs[0] is a else a
+            ends = sorted((c for c in once if c.output is branch_out and call.encloses(c)), key=lambda c: c.start)
+            activation = _out_of_place(act.func, act.args, act.kwargs or {})
+            if not ends or activation is None or not ends[0].name.startswith(call.name + "."):
+                continue
+            candidate = (call, "post", ends[0].name[len(call.name) + 1:], activation)
+        elif call.output is add.result:
+            candidate = (call, "block", None, None)
+        else:
+            continue
+        if best is None or call.start > best[0].start:
+            best = candidate
+    return best
+
+
+def _has_weight_matrix(module: nn.Module) -> bool:
+    """A module doing the heavy work (convolution, linear, embedding): it owns a 2-D+ weight."""
+    return any(p.ndim >= 2 for p in module.parameters(recurse=False))
 
 
 @contextlib.contextmanager
