@@ -152,6 +152,7 @@ CARD = MethodCard(
                  "inference cost matters; the gain shows where feature maps are small and channels many.",
     effect="more accuracy per step for a few percent more compute per step, and a slower model at inference",
     applies_to=("image",),
+    needs=("conv2d",),
     functional=("apply_squeeze_excite", "SqueezeExcite2d"),
 )
 

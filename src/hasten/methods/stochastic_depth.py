@@ -212,6 +212,7 @@ CARD = MethodCard(
     effect="block mode: fewer FLOPs per step (about drop_path_rate/2 of the branch work under the linear rule); "
            "both modes regularize deep residual nets",
     applies_to=("any",),
+    needs=("residual",),
     functional=("apply_stochastic_depth", "drop_path", "drop_rates", "remove_stochastic_depth"),
 )
 
