@@ -96,3 +96,18 @@ def test_compare_and_report_carry_the_flags():
     quiet = compare_runs(_sweep(), target=0.75)
     assert quiet.contention == [] and "Measurement warnings" not in render_markdown(
         build_blocks(quiet, {"tradeoff": "t.png", "speedup": "s.png", "factors": "f.png"}))
+
+
+def test_the_tradeoff_plot_rings_flagged_points(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from hasten.curves.plots import plot_tradeoff
+
+    def red_pixels(comparison, name):
+        with Image.open(plot_tradeoff(comparison, tmp_path / name)) as image:
+            pixels = np.asarray(image.convert("RGB")).astype(int)
+        return int((np.abs(pixels - np.array([0xB3, 0x26, 0x1E])).sum(axis=-1) < 30).sum())
+
+    assert red_pixels(compare_runs(_sweep(), target=0.75), "quiet.png") == 0
+    assert red_pixels(compare_runs(_sweep({("baseline", "1ep", 1): 2.5}), target=0.75), "busy.png") > 50

@@ -72,3 +72,23 @@ def test_the_real_catalogue_each_verdict_gets_exactly_its_methods():
         recs = recommend(bottleneck, evidence)
         assert {r.method for r in recs} == {m.name for m in catalogue if bottleneck in m.card.bottleneck}
         assert all(bottleneck in next(m for m in catalogue if m.name == r.method).card.bottleneck for r in recs)
+
+
+def test_methods_that_cannot_act_on_the_loop_are_left_out_with_the_reason():
+    import pytest
+
+    from hasten.profile.applicability import LoopFacts
+    from hasten.profile.recommend import recommend_for_loop
+
+    needy = MethodCard(name="needs_norm", summary="s", component="model", action="replace", mechanism="step-cost",
+                       bottleneck=("compute",), needs=("norm",))
+    methods = [*FAKE, MethodEntry(needy, Algorithm)]
+    facts = LoopFacts(modality="text", features=frozenset({"mlp"}), in_use={"switch": "seen on"})
+    recs, left = recommend_for_loop("compute", EVIDENCE, methods=methods, facts=facts)
+    assert [r.method for r in recs] == ["cheaper_steps", "fewer_steps", "secondary_relief"]
+    assert {x.method: x.why for x in left} == {
+        "switch": "already on: seen on", "image_only": "for image models; this one is text",
+        "needs_norm": "the model has no LayerNorm, GroupNorm or RMSNorm layers for it to act on"}
+    with pytest.raises(ValueError, match="needs"):
+        MethodCard(name="bad", summary="s", component="model", action="replace", mechanism="step-cost",
+                   bottleneck=("compute",), needs=("wheels",))

@@ -35,9 +35,11 @@ def _finite(*values: float | None) -> bool:
 
 def plot_tradeoff(comparison: Comparison, path: Path) -> Path:
     """Quality against training time (log axis) per recipe: seed means, 95% bands, the Pareto
-    frontier over every point, and the target line."""
+    frontier over every point, and the target line. Points that use a run flagged for a busy
+    machine are ringed in red."""
     figure = _figure()
     axes = figure.add_subplot()
+    busy_labelled = False
     for recipe in comparison.recipes:
         points = comparison.curves[recipe].points
         if not points:
@@ -49,6 +51,12 @@ def plot_tradeoff(comparison: Comparison, path: Path) -> Path:
         if banded:
             axes.fill_between([p.time_s for p in banded], [p.quality_low for p in banded],
                               [p.quality_high for p in banded], color=line.get_color(), alpha=0.18, linewidth=0)
+        busy = [p for p in points if comparison.contended(recipe, p.label)]
+        if busy:
+            axes.scatter([p.time_s for p in busy], [p.quality for p in busy], s=90, facecolors="none",
+                         edgecolors="#b3261e", linewidths=1.4, zorder=5,
+                         label="busy machine (provisional)" if not busy_labelled else None)
+            busy_labelled = True
     if comparison.frontier:
         front = comparison.frontier
         axes.step([p.time_s for p in front], [p.quality for p in front], where="post", color="black",

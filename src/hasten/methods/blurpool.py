@@ -216,6 +216,7 @@ CARD = MethodCard(
                  "blur_first=False multiplies the replaced convs' work by stride^2.",
     effect="more accuracy per step (better shift invariance) for a few percent more work per step",
     applies_to=("image",),
+    needs=("downsampling",),
     functional=("apply_blurpool", "blur_2d", "binomial_filter"),
 )
 

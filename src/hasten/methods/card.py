@@ -9,6 +9,10 @@ COMPONENTS = ("data", "model", "optimization", "evaluation")
 ACTIONS = ("remove", "restrict", "reorder", "replace", "augment")
 MECHANISMS = ("step-cost", "step-count", "both", "memory")
 BOTTLENECKS = ("data", "host", "memory", "compute", "communication")
+# What a method needs to find in a model to act at all (the profiler looks for it before
+# recommending the method): 2-D convolutions, strided convolutions or max-pools, normalization
+# layers, plain two-layer MLP blocks, residual connections.
+MODEL_FEATURES = ("conv2d", "downsampling", "norm", "mlp", "residual")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class MethodCard:
     - ``effect``: the expected effect on the bottleneck, quoted by the profiler.
     - ``applies_to``: workload modalities it fits (``image``, ``text``, ``any``).
     - ``implementation_level``: a switch (layout, precision, compilation), not an algorithm.
+    - ``needs``: model features (``MODEL_FEATURES``) the method acts on; without them it does nothing.
     """
 
     name: str
@@ -49,6 +54,7 @@ class MethodCard:
     effect: str = ""
     applies_to: tuple[str, ...] = ("any",)
     implementation_level: bool = False
+    needs: tuple[str, ...] = ()
     functional: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
     touches: tuple[str, ...] = ()
@@ -67,6 +73,9 @@ class MethodCard:
         bad = [b for b in self.bottleneck if b not in BOTTLENECKS]
         if bad:
             problems.append(f"bottleneck {bad} not in {BOTTLENECKS}")
+        unknown = [n for n in self.needs if n not in MODEL_FEATURES]
+        if unknown:
+            problems.append(f"needs {unknown} not in {MODEL_FEATURES}")
         if not self.summary:
             problems.append("summary is empty")
         if problems:
@@ -78,5 +87,6 @@ class MethodCard:
         data["bottleneck"] = list(self.bottleneck)
         data["touches"] = list(self.touches)
         data["applies_to"] = list(self.applies_to)
+        data["needs"] = list(self.needs)
         data["functional"] = list(self.functional)
         return data

@@ -73,6 +73,7 @@ CARD = MethodCard(
                  "models whose custom ops lack NHWC kernels, which convert back and forth and can end up slower.",
     effect="fewer layout transposes around convolutions: less memory traffic per step, same number of steps",
     applies_to=("image",),
+    needs=("conv2d",),
     implementation_level=True,
     functional=("apply_channels_last", "to_channels_last", "remove_channels_last"),
 )

@@ -210,6 +210,7 @@ CARD = MethodCard(
                  "step (Shazeer: better perplexity at equal compute) has no time to show.",
     effect="lower loss per step at the same parameters and FLOPs per step",
     applies_to=("text", "any"),
+    needs=("mlp",),
     functional=("apply_gated_linear_units", "recognise_mlp", "GatedMLP"),
 )
 

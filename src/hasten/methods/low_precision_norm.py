@@ -169,6 +169,7 @@ CARD = MethodCard(
     effect="about half the memory traffic of each norm under bf16 autocast; norms are memory-bound, so they "
            "run faster; same number of steps",
     applies_to=("any",),
+    needs=("norm",),
     implementation_level=True,
     functional=("apply_low_precision_norm", "remove_low_precision_norm"),
 )

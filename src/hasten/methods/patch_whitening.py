@@ -211,6 +211,7 @@ CARD = MethodCard(
                  "FIT_START and is counted in training time, as airbench counts it.",
     effect="fewer steps to a target accuracy on small-image tasks (airbench's first trick)",
     applies_to=("image",),
+    needs=("conv2d",),
     functional=("apply_patch_whitening", "insert_whitening_layer", "whitening_filters", "patch_statistics"),
 )
 

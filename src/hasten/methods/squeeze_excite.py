@@ -161,6 +161,7 @@ CARD = MethodCard(
            "latent_channels=1/16 (the paper's r=16; Composer: 64 units), min_channels=64 (Composer: 128), and the "
            "gate's linears have biases (the paper, timm; Composer: none)",
     applies_to=("image",),
+    needs=("conv2d",),
     functional=("apply_squeeze_excite", "SqueezeExcite2d"),
 )
 

@@ -281,6 +281,7 @@ CARD = MethodCard(
            "with a projection shortcut are never dropped nor counted in the linear rule; block mode refuses a "
            "branch whose convolutions run outside any module",
     applies_to=("any",),
+    needs=("residual",),
     functional=("apply_stochastic_depth", "drop_path", "drop_rates", "remove_stochastic_depth"),
 )
 

@@ -23,6 +23,15 @@ class ProfilerCallback(Callback):
 
     def on_fit_start(self, state: State) -> None:
         self.profiler.extend_warmup(state.warmup_steps_remaining + 1)
+        if self.profiler.model is None:
+            self.profiler.model = state.model  # as the recipe's methods left it
+        if self.profiler.example_input is None and state.train_data is not None:
+            from hasten.methods.surgery import sample_inputs
+
+            try:
+                self.profiler.example_input = sample_inputs(state.train_data, 2).to(state.device)
+            except Exception:  # a source that cannot give a sample: residual connections stay unchecked
+                self.profiler.example_input = None
         total = state.extra.get("total_steps")
         if total is not None:
             self.profiler.step_budget = self.profiler.completed + total - state.timestamp.batch

@@ -33,7 +33,8 @@ from hasten.profile.census import CensusRecorder, StepCensus
 from hasten.profile.evidence import StepTimes, gather_evidence
 from hasten.profile.opclasses import DATA_SCOPE
 from hasten.profile.peaks import Peaks, get_peaks
-from hasten.profile.recommend import recommend
+from hasten.profile.applicability import inspect_loop
+from hasten.profile.recommend import recommend_for_loop
 from hasten.profile.report import Report, build_advice
 from hasten.profile.trace import STEP_SCOPE, summarize_trace
 from hasten.profile.verdict import decide, explain
@@ -71,7 +72,9 @@ class Profiler:
     the least seconds the timed window lasts. ``count_ops``:
     run the census step (FLOPs, bytes). ``peaks``: this device's roofs (default: cached, or
     measured quickly). ``modality``/``exclude``: leave out methods that do not fit the data or
-    that the loop already uses.
+    that the loop already uses. ``model`` (and ``example_input``, one batch of inputs; by default
+    the first batch ``wrap`` sees): recommend only methods that can act on this model, and not the
+    switches the loop already uses (bf16, compile, channels-last).
     """
 
     def __init__(
@@ -86,6 +89,8 @@ class Profiler:
         peaks: Peaks | None = None,
         modality: str | None = None,
         exclude: Iterable[str] = (),
+        model: torch.nn.Module | None = None,
+        example_input: Any = None,
     ) -> None:
         for name, value, least in (("skip", skip, 0), ("steps", steps, 2), ("record", record, 1)):
             if not isinstance(value, int) or value < least:
@@ -100,6 +105,8 @@ class Profiler:
         self.peaks = peaks
         self.modality = modality
         self.exclude = tuple(exclude)
+        self.model = model
+        self.example_input = example_input
         self.completed = 0
         self.phase = WARMUP if skip > 0 else TIMED
         self._in_phase = 0
@@ -208,6 +215,10 @@ class Profiler:
             self._data_scope = None
         if batch is not None and self.phase == TIMED:
             self._samples = _batch_size(batch)
+        if batch is not None and self.example_input is None and self.model is not None:
+            first = batch[0] if isinstance(batch, (tuple, list)) and batch else batch
+            if isinstance(first, torch.Tensor):
+                self.example_input = first[:2]
 
     def step_begin(self, samples: int | None = None) -> None:
         phase = self.phase
@@ -321,12 +332,15 @@ class Profiler:
         if self._census_result is not None and self._census_result.error:
             evidence["notes"].insert(0, f"the operation census failed ({self._census_result.error})")
         decision = decide(evidence["shares"])
+        facts = inspect_loop(self.model, example_input=self.example_input, census=census, modality=self.modality)
+        recommendations, left_out = recommend_for_loop(
+            decision.verdict, evidence, secondary=decision.secondary, exclude=self.exclude, facts=facts,
+            bf16_speedup=peaks.peak_flops("bfloat16") / peaks.peak_flops("float32"))
         return Report(
             verdict=decision.verdict,
             evidence=evidence,
-            recommendations=recommend(decision.verdict, evidence, secondary=decision.secondary,
-                                      modality=self.modality, exclude=self.exclude,
-                                      bf16_speedup=peaks.peak_flops("bfloat16") / peaks.peak_flops("float32")),
+            recommendations=recommendations,
+            left_out=left_out,
             explanation=explain(decision.verdict, evidence),
             secondary=decision.secondary,
             rule=decision.rule,

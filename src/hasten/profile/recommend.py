@@ -14,8 +14,9 @@ method added to the catalogue is recommended as soon as it is registered. Rankin
 For a compute verdict on a device whose measured bf16 matmul rate is no better than fp32
 (most CPUs), methods that speed compute up through bf16 go last, with that measurement as why.
 
-Methods already in the profiled recipe and methods that do not fit the workload's modality
-are left out.
+Methods already in the profiled recipe are left out, and so is every method that cannot act
+on this loop (``applicability.why_not``: the wrong modality, a model without what the method
+needs, a switch already on); ``recommend_for_loop`` says why each was left out.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Sequence
 
+from hasten.profile.applicability import LoopFacts, why_not
 from hasten.profile.verdict import explain
 
 MECHANISM_ORDER = ("step-cost", "both", "step-count", "memory")
@@ -68,6 +70,18 @@ class Recommendation:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A method whose card lists the bottleneck but that cannot help this loop, and why."""
+
+    method: str
+    bottleneck: str
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def _rank(card: Any, bottleneck: str) -> tuple:
     mechanism = MECHANISM_ORDER.index(card.mechanism) if card.mechanism in MECHANISM_ORDER else len(MECHANISM_ORDER)
     return (card.bottleneck.index(bottleneck) > 0, not card.implementation_level, mechanism, card.name)
@@ -99,20 +113,36 @@ def needs_fast_bf16(card: Any) -> bool:
 
 def recommend(verdict: str, evidence: dict[str, Any], *, secondary: str | None = None, modality: str | None = None,
               exclude: Iterable[str] = (), methods: Sequence[Any] | None = None,
-              bf16_speedup: float | None = None) -> list[Recommendation]:
-    """Methods for the verdict, then for the secondary bottleneck, each with why and effect.
+              bf16_speedup: float | None = None, facts: LoopFacts | None = None) -> list[Recommendation]:
+    """Methods for the verdict, then for the secondary bottleneck, each with why and effect."""
+    return recommend_for_loop(verdict, evidence, secondary=secondary, modality=modality, exclude=exclude,
+                              methods=methods, bf16_speedup=bf16_speedup, facts=facts)[0]
+
+
+def recommend_for_loop(verdict: str, evidence: dict[str, Any], *, secondary: str | None = None,
+                       modality: str | None = None, exclude: Iterable[str] = (), methods: Sequence[Any] | None = None,
+                       bf16_speedup: float | None = None,
+                       facts: LoopFacts | None = None) -> tuple[list[Recommendation], list[LeftOut]]:
+    """Recommendations for the verdict and the secondary bottleneck, and the methods left out
+    because they cannot act on this loop (``facts``; without them only ``modality`` is known).
 
     ``bf16_speedup`` (measured bf16 / fp32 matmul rate): below 1.2, methods that make compute
     cheaper through bf16 go last for a compute verdict, with the measured reason.
     """
+    facts = facts if facts is not None else LoopFacts(modality=modality)
     out: list[Recommendation] = []
+    left_out: list[LeftOut] = []
     seen: set[str] = set(exclude)
     for bottleneck in [verdict] + ([secondary] if secondary else []):
         reason = explain(bottleneck, evidence)
         ranked, demoted = [], []
-        for entry in candidates(bottleneck, modality=modality, exclude=seen, methods=methods):
+        for entry in candidates(bottleneck, exclude=seen, methods=methods):
             card = entry.card
             seen.add(card.name)
+            unfit = why_not(card, facts)
+            if unfit is not None:
+                left_out.append(LeftOut(card.name, bottleneck, unfit))
+                continue
             why = f"{bottleneck}-bound: {reason}" if bottleneck == verdict else f"secondary ({bottleneck}): {reason}"
             slow_bf16 = bottleneck == "compute" and bf16_speedup is not None and bf16_speedup < 1.2
             if slow_bf16 and needs_fast_bf16(card):
@@ -129,4 +159,4 @@ def recommend(verdict: str, evidence: dict[str, Any], *, secondary: str | None =
             )
             (demoted if slow_bf16 and needs_fast_bf16(card) else ranked).append(rec)
         out += ranked + demoted
-    return out
+    return out, left_out

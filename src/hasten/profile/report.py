@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hasten.profile.opclasses import OP_CLASSES
-from hasten.profile.recommend import ADVICE, Recommendation
+from hasten.profile.recommend import ADVICE, LeftOut, Recommendation
 from hasten.profile.verdict import PRIORITY, WATCH
 
 
@@ -22,6 +22,7 @@ class Report:
     secondary: str | None = None
     rule: str = "V1"
     advice: list[str] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)
 
     @property
     def watch(self) -> dict[str, str]:
@@ -38,6 +39,7 @@ class Report:
             "evidence": self.evidence,
             "recommendations": [r.to_dict() for r in self.recommendations],
             "advice": self.advice,
+            "left_out": [x.to_dict() for x in self.left_out],
         }
 
     def render(self, max_recommendations: int = 6) -> str:
@@ -109,7 +111,9 @@ def _render(report: Report, limit: int) -> list[str]:
         lines.append(f"  note: {note}")
     lines += ["", "Recommendations (best first)"]
     if not report.recommendations:
-        lines.append(f"  no method in the catalogue lists '{report.verdict}' as the bottleneck it relieves")
+        lines.append(f"  no method in the catalogue that lists '{report.verdict}' as the bottleneck it relieves "
+                     "can act on this loop" if report.left_out else
+                     f"  no method in the catalogue lists '{report.verdict}' as the bottleneck it relieves")
     for i, rec in enumerate(report.recommendations[:limit], 1):
         lines.append(f"  {i}. {rec.method}: {rec.summary}")
         lines.append(f"     expected effect: {rec.effect}")
@@ -117,6 +121,9 @@ def _render(report: Report, limit: int) -> list[str]:
     if len(report.recommendations) > limit:
         rest = ", ".join(r.method for r in report.recommendations[limit:])
         lines.append(f"  more: {rest}")
+    if report.left_out:
+        lines.append("  left out, as they cannot help this loop: " + "; ".join(
+            f"{x.method} ({x.why})" for x in report.left_out))
     if report.advice:
         lines += ["", "First things to try outside the catalogue"]
         lines += [f"  - {tip}" for tip in report.advice]
