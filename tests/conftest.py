@@ -10,6 +10,11 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
+# FlashOptim's default (fused=None) compiles its update where torch.compile works: minutes of
+# compilation spread over hundreds of tests. The suite runs the eager update unless a test asks
+# for fused=True (tests/optim/flash/test_fused.py compares the two paths).
+os.environ.setdefault("HASTEN_FLASH_FUSED", "0")
+
 
 def find_shared_data() -> Path | None:
     """$HASTEN_DATA, else the team's shared folder beside the checkout (../shared/data)."""

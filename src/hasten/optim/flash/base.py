@@ -10,8 +10,9 @@ Per parameter the optimizer keeps (FlashOptim, Gonzalez Ortiz et al. 2026):
 - ``step``, a plain int.
 
 A step reconstructs the fp32 weight and states, applies the ordinary fp32 update, and
-splits and quantizes again. Plain PyTorch: it runs on CPU and GPU alike. Large tensors
-are processed in chunks of ``CHUNK`` values so the fp32 temporaries stay small.
+splits and quantizes again (``fused.step_tensor``). Plain PyTorch: it runs on CPU and GPU
+alike, compiled into a few fused kernels where ``torch.compile`` works (``fused``). Large
+tensors are processed in chunks of ``CHUNK`` values so the fp32 temporaries stay small.
 """
 
 from __future__ import annotations
@@ -23,17 +24,20 @@ from torch import nn
 
 from hasten.errors import CheckpointError, ConfigError
 from hasten.optim.flash import quantize as q
+from hasten.optim.flash.fused import DEQUANTIZE as _DEQUANTIZE
+from hasten.optim.flash.fused import QUANTIZE as _QUANTIZE
+from hasten.optim.flash.fused import SIGNED, UNSIGNED, StoredState, resolve_fused, run_step
 from hasten.optim.flash.packing import Packing
 from hasten.optim.flash.weight_split import NARROW_FORMATS, correction_dtype, reconstruct, split_into
 
 CHUNK = 1 << 20  # values per chunk of work; a multiple of the quantization group size
 CORRECTION = "weight_correction"
 SCALES = "_scales"
-SIGNED, UNSIGNED = "signed", "unsigned"
 
 
 class FlashOptimizer(torch.optim.Optimizer):
-    """Base class. Subclasses set ``state_kinds(group)`` and ``update(...)`` (the fp32 rule).
+    """Base class. Subclasses set ``state_kinds(group)``, ``rule`` (the fp32 update, a plain
+    function) and ``hyperparameters(group, step)`` (the floats ``rule`` reads).
 
     - ``quantize``: keep states as companded 8-bit codes (True) or fp32 (False).
     - ``master_weight_bits``: 24 (int8 correction), 32 (int16) or None (no correction:
@@ -41,7 +45,11 @@ class FlashOptimizer(torch.optim.Optimizer):
     - ``compress_state_dict``: ``state_dict()`` holds the compact storage as is (8-bit codes
       and scales; exact resume, ~5 B/param checkpoints for AdamW) or, when False, each state
       as a bf16 tensor shaped like its parameter (readable by other tools, not bit-exact).
+    - ``fused``: run each update compiled by ``torch.compile`` into a few fused kernels (True),
+      eagerly (False), or compiled where compilation works and eagerly elsewhere (None).
     """
+
+    rule: staticmethod
 
     def __init__(
         self,
@@ -51,6 +59,7 @@ class FlashOptimizer(torch.optim.Optimizer):
         quantize: bool = True,
         master_weight_bits: int | None = 24,
         compress_state_dict: bool = True,
+        fused: bool | None = None,
     ) -> None:
         if defaults.get("lr", 0.0) < 0.0:
             raise ConfigError(f"learning rate must be >= 0, got {defaults['lr']}")
@@ -64,6 +73,8 @@ class FlashOptimizer(torch.optim.Optimizer):
         self.master_weight_bits = master_weight_bits
         self.compress_state_dict = compress_state_dict
         self.gradient_release_active = False
+        self.fused = fused
+        self._fused_on: dict[str, bool] = {}  # device type -> whether steps there run compiled
         super().__init__(params, defaults)
         for group in self.param_groups:  # eager: memory reports see the real footprint up front
             for param in group["params"]:
@@ -74,10 +85,20 @@ class FlashOptimizer(torch.optim.Optimizer):
         """State names this rule keeps for ``group`` -> ``"signed"`` or ``"unsigned"``."""
         raise NotImplementedError
 
-    def update(self, theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-               group: dict[str, Any], step: int) -> None:
-        """The fp32 rule: change ``theta`` and ``states`` in place; never write to ``grad``."""
+    def hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        """The Python scalars ``rule`` reads at ``step`` (bias corrections computed here, once)."""
         raise NotImplementedError
+
+    def is_fused(self, device: torch.device) -> bool:
+        """Whether steps on ``device`` run the compiled update (decided once per device type)."""
+        if device.type not in self._fused_on:
+            self._fused_on[device.type] = resolve_fused(self.fused, device.type)
+        return self._fused_on[device.type]
+
+    def _run(self, kinds: dict[str, str], weights: torch.Tensor, correction: torch.Tensor | None,
+             grad: torch.Tensor, states: dict[str, StoredState], group: dict[str, Any], step: int) -> None:
+        run_step(self.is_fused(weights.device), type(self).rule, kinds, weights, correction, grad, states,
+                 self.hyperparameters(group, step))
 
     # ------------------------------------------------------------------ storage
     def _state_for(self, param: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
@@ -98,14 +119,11 @@ class FlashOptimizer(torch.optim.Optimizer):
                 state[name] = torch.zeros(numel, dtype=torch.float32, device=param.device)
         return state
 
-    def _load_states(self, state: dict, kinds: dict[str, str], start: int, end: int) -> dict[str, torch.Tensor]:
+    def _stored_slices(self, state: dict, kinds: dict[str, str], start: int, end: int) -> dict[str, StoredState]:
+        """Each state's storage covering values ``[start, end)`` (views: updated in place)."""
         if not self.quantize:
-            return {name: state[name][start:end] for name in kinds}  # views: updated in place
-        out = {}
-        for name, kind in kinds.items():
-            codes, scales = _code_slices(state, name, start, end)
-            out[name] = _DEQUANTIZE[kind](codes, scales, end - start)
-        return out
+            return {name: state[name][start:end] for name in kinds}
+        return {name: _code_slices(state, name, start, end) for name in kinds}
 
     def _store_states(self, state: dict, kinds: dict[str, str], values: dict[str, torch.Tensor],
                       start: int, end: int) -> None:
@@ -176,33 +194,24 @@ class FlashOptimizer(torch.optim.Optimizer):
         weights = pack.gather([p.data for p in params], params[0].dtype)
         grad = pack.gather([p.grad for p in params], torch.float32)
         corrections = [s[CORRECTION] for s in states] if CORRECTION in states[0] else None
-        if corrections is not None:
-            rho = pack.gather(corrections, corrections[0].dtype)
-            theta = reconstruct(weights, rho)
-        else:
-            theta = weights if weights.dtype == torch.float32 else weights.float()
-        values = {}
-        for name, kind in kinds.items():
+        rho = pack.gather(corrections, corrections[0].dtype) if corrections is not None else None
+        stored: dict[str, StoredState] = {}
+        for name in kinds:
             if self.quantize:
-                codes = torch.cat([s[name] for s in states])
-                scales = torch.cat([s[name + SCALES] for s in states])
-                values[name] = _DEQUANTIZE[kind](codes, scales, pack.total)
+                stored[name] = (torch.cat([s[name] for s in states]), torch.cat([s[name + SCALES] for s in states]))
             else:
-                values[name] = pack.gather([s[name] for s in states], torch.float32)
-        self.update(theta, grad, values, group, states[0]["step"])
+                stored[name] = pack.gather([s[name] for s in states], torch.float32)
+        self._run(kinds, weights, rho, grad, stored, group, states[0]["step"])
+        pack.scatter(weights, [p.data for p in params])
         if corrections is not None:
-            split_into(theta, weights, rho)
             pack.scatter(rho, corrections)
-            pack.scatter(weights, [p.data for p in params])
-        else:
-            pack.scatter(theta, [p.data for p in params])
-        for name, kind in kinds.items():
+        for name in kinds:
             if self.quantize:
-                codes, scales = _QUANTIZE[kind](values[name])
+                codes, scales = stored[name]
                 torch._foreach_copy_([s[name] for s in states], pack.padded_views(codes))
                 torch._foreach_copy_([s[name + SCALES] for s in states], pack.padded_views(scales, q.GROUP_SIZE))
             else:
-                pack.scatter(values[name], [s[name] for s in states])
+                pack.scatter(stored[name], [s[name] for s in states])
 
     def _step_large(self, param: torch.Tensor, group: dict[str, Any]) -> None:
         """Step one large tensor in chunks of ``CHUNK`` values, so fp32 temporaries stay small."""
@@ -214,18 +223,9 @@ class FlashOptimizer(torch.optim.Optimizer):
         correction = state.get(CORRECTION)
         for start in range(0, flat.numel(), CHUNK):
             end = min(start + CHUNK, flat.numel())
-            piece = flat[start:end]
-            if correction is not None:
-                theta = reconstruct(piece, correction.view(-1)[start:end])
-            else:
-                theta = piece if piece.dtype == torch.float32 else piece.float()
-            states = self._load_states(state, kinds, start, end)
-            self.update(theta, grad_flat[start:end].float(), states, group, state["step"])
-            if correction is not None:
-                split_into(theta, piece, correction.view(-1)[start:end])
-            elif theta is not piece:
-                piece.copy_(theta)
-            self._store_states(state, kinds, states, start, end)
+            rho = correction.view(-1)[start:end] if correction is not None else None
+            self._run(kinds, flat[start:end], rho, grad_flat[start:end], self._stored_slices(state, kinds, start, end),
+                      group, state["step"])
         if data is not param.data:
             param.data.copy_(data)
 

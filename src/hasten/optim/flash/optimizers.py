@@ -7,12 +7,13 @@ Use with a model cast by ``cast_model`` (bf16 parameters)::
 
 The update rules are the torch ones (``torch.optim.SGD``, ``AdamW`` ...) applied in fp32 to
 the reconstructed master weight and dequantized states; only the storage differs
-(FlashOptim, Gonzalez Ortiz et al. 2026, Alg. 4).
+(FlashOptim, Gonzalez Ortiz et al. 2026, Alg. 4). Each rule is a plain function of flat fp32
+tensors and Python scalars, so ``torch.compile`` can fuse it with the (de)quantization around it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
@@ -24,6 +25,54 @@ def _check_betas(betas: tuple[float, float]) -> None:
     for beta in betas:
         if not 0.0 <= beta < 1.0:
             raise ConfigError(f"betas must lie in [0, 1), got {tuple(betas)}", "e.g. betas=(0.9, 0.999)")
+
+
+# ------------------------------------------------------------------------------ rules
+def sgd_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
+             hyper: Mapping[str, Any]) -> None:
+    """``torch.optim.SGD``'s update (decoupled decay when ``hyper["decoupled"]``)."""
+    lr, wd, momentum = hyper["lr"], hyper["weight_decay"], hyper["momentum"]
+    direction = grad
+    if wd != 0:
+        if hyper["decoupled"]:
+            theta.mul_(1.0 - lr * wd)
+        else:
+            direction = direction.add(theta, alpha=wd)
+    if momentum != 0:
+        buf = states["momentum_buffer"]
+        if hyper["first_step"]:  # torch starts the buffer at the first gradient, undamped
+            buf.copy_(direction)
+        else:
+            buf.mul_(momentum).add_(direction, alpha=1.0 - hyper["dampening"])
+        direction = direction.add(buf, alpha=momentum) if hyper["nesterov"] else buf
+    theta.add_(direction, alpha=-lr)
+
+
+def adam_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
+              hyper: Mapping[str, Any]) -> None:
+    """``torch.optim.Adam``'s update (``AdamW``'s when ``hyper["decoupled"]``)."""
+    lr, wd = hyper["lr"], hyper["weight_decay"]
+    if wd != 0:
+        if hyper["decoupled"]:
+            theta.mul_(1.0 - lr * wd)
+        else:
+            grad = grad.add(theta, alpha=wd)
+    exp_avg, exp_avg_sq = states["exp_avg"], states["exp_avg_sq"]
+    exp_avg.lerp_(grad, 1.0 - hyper["beta1"])
+    exp_avg_sq.mul_(hyper["beta2"]).addcmul_(grad, grad, value=1.0 - hyper["beta2"])
+    denom = (exp_avg_sq.sqrt() / hyper["bias_root"]).add_(hyper["eps"])
+    theta.addcdiv_(exp_avg, denom, value=-hyper["step_size"])
+
+
+def lion_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
+              hyper: Mapping[str, Any]) -> None:
+    """Lion: ``theta -= lr * sign(beta1 m + (1 - beta1) g)``; then ``m = beta2 m + (1 - beta2) g``."""
+    lr, wd = hyper["lr"], hyper["weight_decay"]
+    exp_avg = states["exp_avg"]
+    if wd != 0:
+        theta.mul_(1.0 - lr * wd)
+    theta.add_(exp_avg.lerp(grad, 1.0 - hyper["beta1"]).sign_(), alpha=-lr)
+    exp_avg.lerp_(grad, 1.0 - hyper["beta2"])
 
 
 class _FlashSGDBase(FlashOptimizer):
@@ -43,6 +92,7 @@ class _FlashSGDBase(FlashOptimizer):
         quantize: bool = True,
         master_weight_bits: int | None = 24,
         compress_state_dict: bool = True,
+        fused: bool | None = None,
     ) -> None:
         if momentum < 0.0:
             raise ConfigError(f"momentum must be >= 0, got {momentum}")
@@ -50,28 +100,17 @@ class _FlashSGDBase(FlashOptimizer):
             raise ConfigError("nesterov momentum needs momentum > 0 and dampening = 0", "set momentum=0.9, dampening=0")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
         super().__init__(params, defaults, quantize=quantize, master_weight_bits=master_weight_bits,
-                         compress_state_dict=compress_state_dict)
+                         compress_state_dict=compress_state_dict, fused=fused)
 
     def state_kinds(self, group: dict[str, Any]) -> dict[str, str]:
         return {"momentum_buffer": SIGNED} if group["momentum"] != 0 else {}
 
-    def update(self, theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-               group: dict[str, Any], step: int) -> None:
-        lr, wd, momentum = group["lr"], group["weight_decay"], group["momentum"]
-        direction = grad
-        if wd != 0:
-            if self.decoupled:
-                theta.mul_(1.0 - lr * wd)
-            else:
-                direction = direction.add(theta, alpha=wd)
-        if momentum != 0:
-            buf = states["momentum_buffer"]
-            if step == 1:  # torch starts the buffer at the first gradient, undamped
-                buf.copy_(direction)
-            else:
-                buf.mul_(momentum).add_(direction, alpha=1.0 - group["dampening"])
-            direction = direction.add(buf, alpha=momentum) if group["nesterov"] else buf
-        theta.add_(direction, alpha=-lr)
+    def hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
+        return dict(lr=group["lr"], weight_decay=group["weight_decay"], momentum=group["momentum"],
+                    dampening=group["dampening"], nesterov=group["nesterov"], decoupled=self.decoupled,
+                    first_step=step == 1)
+
+    rule = staticmethod(sgd_rule)
 
 
 class FlashSGD(_FlashSGDBase):
@@ -101,6 +140,7 @@ class _FlashAdamBase(FlashOptimizer):
         quantize: bool = True,
         master_weight_bits: int | None = 24,
         compress_state_dict: bool = True,
+        fused: bool | None = None,
     ) -> None:
         _check_betas(betas)
         if eps < 0.0:
@@ -108,26 +148,18 @@ class _FlashAdamBase(FlashOptimizer):
         wd = self.default_weight_decay if weight_decay is None else weight_decay
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=wd)
         super().__init__(params, defaults, quantize=quantize, master_weight_bits=master_weight_bits,
-                         compress_state_dict=compress_state_dict)
+                         compress_state_dict=compress_state_dict, fused=fused)
 
     def state_kinds(self, group: dict[str, Any]) -> dict[str, str]:
         return {"exp_avg": SIGNED, "exp_avg_sq": UNSIGNED}
 
-    def update(self, theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-               group: dict[str, Any], step: int) -> None:
-        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+    rule = staticmethod(adam_rule)
+
+    def hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
-        if wd != 0:
-            if self.decoupled:
-                theta.mul_(1.0 - lr * wd)
-            else:
-                grad = grad.add(theta, alpha=wd)
-        exp_avg, exp_avg_sq = states["exp_avg"], states["exp_avg_sq"]
-        exp_avg.lerp_(grad, 1.0 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-        step_size = lr / (1.0 - beta1**step)
-        denom = (exp_avg_sq.sqrt() / (1.0 - beta2**step) ** 0.5).add_(eps)
-        theta.addcdiv_(exp_avg, denom, value=-step_size)
+        return dict(lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"], beta1=beta1, beta2=beta2,
+                    step_size=group["lr"] / (1.0 - beta1**step), bias_root=(1.0 - beta2**step) ** 0.5,
+                    decoupled=self.decoupled)
 
 
 class FlashAdam(_FlashAdamBase):
@@ -157,21 +189,18 @@ class FlashLion(FlashOptimizer):
         quantize: bool = True,
         master_weight_bits: int | None = 24,
         compress_state_dict: bool = True,
+        fused: bool | None = None,
     ) -> None:
         _check_betas(betas)
         defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay)
         super().__init__(params, defaults, quantize=quantize, master_weight_bits=master_weight_bits,
-                         compress_state_dict=compress_state_dict)
+                         compress_state_dict=compress_state_dict, fused=fused)
 
     def state_kinds(self, group: dict[str, Any]) -> dict[str, str]:
         return {"exp_avg": SIGNED}
 
-    def update(self, theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-               group: dict[str, Any], step: int) -> None:
-        lr, wd = group["lr"], group["weight_decay"]
+    rule = staticmethod(lion_rule)
+
+    def hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
-        exp_avg = states["exp_avg"]
-        if wd != 0:
-            theta.mul_(1.0 - lr * wd)
-        theta.add_(exp_avg.lerp(grad, 1.0 - beta1).sign_(), alpha=-lr)
-        exp_avg.lerp_(grad, 1.0 - beta2)
+        return dict(lr=group["lr"], weight_decay=group["weight_decay"], beta1=beta1, beta2=beta2)
