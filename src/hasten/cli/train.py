@@ -13,6 +13,7 @@ from hasten.cli.common import echo_json, fmt_seconds, open_store, store_option
 from hasten.errors import CheckpointError, ConfigError, StoreError
 from hasten.core.time import Duration
 from hasten.methods.registry import build_methods, split_recipe
+from hasten.recipes.recipe import is_recipe_reference, run_arguments
 from hasten.store.environment import capture_environment
 from hasten.trainer.checkpoint import latest_checkpoint
 from hasten.workloads.base import get_workload
@@ -23,9 +24,12 @@ from hasten.workloads.runner import build_trainer
 @click.argument("workload")
 @click.option("--method", "-m", "methods", multiple=True, metavar="NAME[:k=v,...]",
               help="Add a speedup method (repeatable), e.g. --method mixup:alpha=0.2.")
+@click.option("--recipe", "-r", "recipe", default=None, metavar="NAME|FILE",
+              help="Train a named recipe (see 'hasten recipes') or a recipe YAML file instead of --method.")
 @click.option("--duration", "-d", default=None, help="Budget, e.g. 10ep, 2000ba, 6e5sp, 2e5tok. Default: the workload's.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default=None,
+              help="fp32 (default), bf16 autocast, or auto: bf16 only where microbench measures it faster.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Where the data files are. Default: $HASTEN_DATA, then the user cache.")
@@ -37,12 +41,21 @@ from hasten.workloads.runner import build_trainer
 @click.option("--no-checkpoints", is_flag=True, help="Do not write checkpoints (the run cannot be resumed).")
 @click.option("--deterministic", is_flag=True, help="Use deterministic kernels (bit-exact resume on CPU).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result at the end.")
-def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: int, precision: str, device: str,
+def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration: str | None, seed: int,
+          precision: str | None, device: str,
           data_dir: str | None, store_path: str | None, schedule: str, resume: str | None,
           checkpoint_interval: str, no_checkpoints: bool, deterministic: bool, as_json: bool) -> None:
     """Train WORKLOAD's baseline recipe, plus any --method, and record the run."""
     spec = get_workload(workload)
     build_methods(list(methods))  # bad input fails here, before the store is touched
+    recipe_args: dict = {}
+    if recipe is not None:
+        if methods:
+            raise ConfigError("--recipe and --method cannot be combined", "put the extra methods in a recipe file")
+        recipe_args = run_arguments(recipe, spec.name)
+        methods, duration = tuple(recipe_args["methods"]), duration or recipe_args["duration"]
+        precision = precision or recipe_args["precision"]
+    precision = precision or "fp32"
     if duration is not None:
         Duration(duration)
     store = open_store(store_path)
@@ -57,14 +70,19 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
                               f"use 'hasten train {record.workload} --resume {record.run_id}'")
         if record.status == "completed":
             raise ConfigError(f"run {record.run_id} already completed", "start a new run instead")
-        if methods and list(methods) != split_recipe(record.recipe):
+        if is_recipe_reference(record.recipe):
+            recipe_args = run_arguments(record.recipe, spec.name)
+            methods = tuple(recipe_args["methods"])
+        elif methods and list(methods) != split_recipe(record.recipe):
             raise ConfigError(f"run {record.run_id} used methods {record.recipe!r}, not {'+'.join(methods)!r}",
                               "leave out --method when resuming; the run's own methods are used")
         checkpoint_dir = record.config.get("checkpoint_dir")
         if not checkpoint_dir or latest_checkpoint(checkpoint_dir) is None:
             raise CheckpointError(f"run {record.run_id} has no checkpoint to resume from",
                                   "start a new run (checkpoints are written every --checkpoint-interval)")
-        methods, duration, seed = tuple(split_recipe(record.recipe)), record.duration, record.seed
+        if not recipe_args:
+            methods = tuple(split_recipe(record.recipe))
+        duration, seed = record.duration, record.seed
         precision = record.config.get("precision", precision)
         schedule = record.schedule
         data_dir = data_dir or record.config.get("data_dir")
@@ -79,6 +97,7 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         store=store, callbacks=[ProgressBar()], schedule=schedule, run_id=run_id,
         checkpoint_dir=checkpoint_dir, checkpoint_interval=None if no_checkpoints else checkpoint_interval,
         resume_from=resume_from, deterministic=deterministic, config={"deterministic": deterministic},
+        workload_params=recipe_args.get("workload_params"), recipe=recipe_args.get("recipe"),
     )
     result = trainer.fit()
     if as_json:
