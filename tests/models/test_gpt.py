@@ -79,3 +79,47 @@ def test_too_long_input_and_bad_head_count_are_refused(model: CharGPT) -> None:
         model(torch.zeros(1, 65, dtype=torch.long))
     with pytest.raises(ValueError, match="not divisible"):
         CharGPT(GPTConfig(width=130, heads=4))
+
+
+def test_speedrun_options_change_the_architecture_and_still_train() -> None:
+    config = GPTConfig(context=16, layers=2, heads=2, width=32, position="rotary", qk_norm=True, activation="relu2",
+                       tied_head=False, zero_init_proj=True)
+    model = CharGPT(config)
+    assert model.position_embedding is None and model.lm_head.weight is not model.token_embedding.weight
+    assert all(float(p.detach().abs().sum()) == 0.0 for n, p in model.named_parameters() if n.endswith("proj.weight"))
+    ids = torch.randint(0, 65, (3, 16))
+    logits = model(ids)
+    assert logits.shape == (3, 16, 65)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss = torch.nn.functional.cross_entropy(model(ids).view(-1, 65), ids.roll(-1, 1).view(-1))
+        first = first if first is not None else float(loss)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss) < first - 0.5
+
+
+def test_rotary_attention_is_causal_and_depends_on_position() -> None:
+    torch.manual_seed(0)
+    model = CharGPT(GPTConfig(context=8, layers=1, heads=2, width=16, position="rotary")).eval()
+    ids = torch.randint(0, 65, (1, 8))
+    changed = ids.clone()
+    changed[0, 5] = (ids[0, 5] + 1) % 65
+    with torch.no_grad():
+        a, b = model(ids), model(changed)
+    assert torch.allclose(a[0, :5], b[0, :5], atol=1e-6) and not torch.allclose(a[0, 5:], b[0, 5:])
+    swapped = torch.tensor([[1, 2, 1, 2, 1, 2, 1, 2]])
+    with torch.no_grad():
+        out = model(swapped)  # same token at different positions: different outputs
+    assert not torch.allclose(out[0, 0], out[0, 2])
+
+
+def test_relu2_and_bad_options() -> None:
+    from hasten.models.gpt import ReLU2
+
+    assert torch.equal(ReLU2()(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 4.0]))
+    for bad in (dict(activation="swish"), dict(position="alibi"), dict(width=30, heads=4)):
+        with pytest.raises(ValueError):
+            GPTConfig(**bad)

@@ -45,3 +45,16 @@ def test_cyclic_with_warmup_and_validation():
     assert schedule(34, 770) == pytest.approx(35 / 70)
     with pytest.raises(ValueError):
         MultiplicativeCyclic(cycles=0)
+
+
+def test_trapezoid_warms_up_holds_then_cools_down_linearly() -> None:
+    from hasten.optim.schedules import WarmupTrapezoid
+
+    schedule = WarmupTrapezoid(warmup=10, cooldown=0.5, final=0.0)
+    values = [schedule(s, 100) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == 1.0
+    assert all(v == 1.0 for v in values[10:50])
+    assert values[50] < 1.0 and values[99] == pytest.approx(0.0)
+    steps = [values[s] - values[s + 1] for s in range(50, 99)]
+    assert max(steps) == pytest.approx(min(steps))  # linear
+    assert WarmupTrapezoid(cooldown=0.2, final=0.1)(99, 100) == pytest.approx(0.1)

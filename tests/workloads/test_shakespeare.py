@@ -37,3 +37,25 @@ def test_recipe_is_nanogpts_cpu_configuration(data_dir: Path) -> None:
     windows = sum(len(x) for x, _ in parts.eval_data)
     assert windows == 111_539 // 64  # the whole validation split, every window once
     assert workload.default_duration == "2000ba" and not workload.higher_is_better
+
+
+def test_settings_change_shape_optimizer_and_schedule(data_dir: Path) -> None:
+    import pytest
+
+    from hasten.errors import ConfigError
+    from hasten.optim.schedules import WarmupTrapezoid
+
+    base = get_workload("shakespeare")
+    workload = base.with_params({"batch": 32, "layers": 2, "width": 64, "position": "rotary", "tied_head": False,
+                                 "lr": 3e-3, "schedule": "trapezoid", "warmup": 0, "cooldown": 0.5, "min_lr": 0.0})
+    assert base.params["batch"] == 12  # the registered workload is unchanged
+    assert workload.changed_params()["batch"] == 32 and "heads" not in workload.changed_params()
+    parts = workload.build(seed=0, device=torch.device("cpu"), data_dir=str(data_dir))
+    assert parts.train_data.batch_size == 32 and len(parts.model.blocks) == 2
+    assert parts.model.config.width == 64 and parts.model.position_embedding is None
+    assert parts.optimizer(parts.model).param_groups[0]["lr"] == 3e-3
+    assert isinstance(parts.scheduler, WarmupTrapezoid) and parts.scheduler(0, 100) == 1.0
+    with pytest.raises(ConfigError, match="unknown schedule 'step'"):
+        base.with_params({"schedule": "step"}).build(seed=0, device=torch.device("cpu"), data_dir=str(data_dir))
+    with pytest.raises(ConfigError, match="not divisible"):
+        base.with_params({"width": 30}).build(seed=0, device=torch.device("cpu"), data_dir=str(data_dir))

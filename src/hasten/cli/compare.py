@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from hasten.cli.common import echo_json, fmt_seconds, open_store, print_table, store_option
+from hasten.cli.common import (
+    echo_json,
+    fmt_seconds,
+    open_store,
+    print_table,
+    store_option,
+)
 from hasten.curves.analysis import READOUTS
-from hasten.curves.compare import SCHEDULE_CHOICES, Comparison, compare_runs, default_target
+from hasten.curves.compare import (
+    SCHEDULE_CHOICES,
+    Comparison,
+    compare_runs,
+    default_target,
+)
 from hasten.errors import ConfigError
+from hasten.recipes.recipe import is_recipe_reference, load_recipe
 from hasten.store.store import RunStore
 
 
 def comparison_options(fn: Callable) -> Callable:
     """Options shared by ``compare`` and ``report``."""
     options = [
-        click.option("--baseline", default="baseline", show_default=True, help="Recipe to measure speedups against."),
+        click.option("--baseline", default="baseline", show_default=True, help="Recipe to measure speedups against: method specs or a recipe (@NAME)."),
         click.option("--target", type=float, default=None,
                      help="Quality to reach. Default: the workload's registered target."),
         click.option("--schedule", type=click.Choice(SCHEDULE_CHOICES), default="auto", show_default=True,
@@ -34,6 +47,8 @@ def comparison_options(fn: Callable) -> Callable:
 def load_comparison(workload: str, baseline: str, target: float | None, schedule: str, readout: str,
                     store: RunStore) -> Comparison:
     """The workload's runs from ``store``, compared. Imported runs of unknown workloads work too."""
+    if is_recipe_reference(baseline):  # a recipe's runs are stored under its label (@NAME)
+        baseline = load_recipe(baseline).label
     records = store.list_runs(workload, with_evals=True)
     if not records:
         raise ConfigError(f"no runs of {workload!r} in {store.path}",

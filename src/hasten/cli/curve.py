@@ -59,7 +59,8 @@ def _print_validation(result: CyclicValidation) -> None:
 @click.command()
 @click.argument("workload")
 @click.option("--recipe", "-r", "recipes", multiple=True, metavar="RECIPE",
-              help='"baseline" or method specs joined by "+", e.g. "mixup+label_smoothing" (repeatable). '
+              help='"baseline", method specs joined by "+", e.g. "mixup+label_smoothing", or a recipe '
+                   '(@NAME, @FILE, @NAME~COMPONENT for one component removed; see "hasten recipes"; repeatable). '
                    "The baseline is always included.")
 @click.option("--budgets", "-b", default=None, metavar="B1,B2,...",
               help="Budgets, e.g. 2ep,4ep,8ep (log-spaced, >= 3). Default: 1/4, 1/2 and all of the workload's duration.")
@@ -84,7 +85,7 @@ def curve(workload: str, recipes: tuple[str, ...], budgets: str | None, seeds: i
     """Sweep recipes x budgets x seeds on WORKLOAD into the run store; finished points are skipped,
     so an interrupted sweep continues where it stopped. Then print each recipe's tradeoff curve."""
     spec = get_workload(workload)
-    names = check_recipes(["baseline", *recipes])
+    names = check_recipes(["baseline", *recipes], workload=spec.name)
     budget_list = parse_budgets(budgets) if budgets else default_budgets(spec.default_duration)
     if len(budget_list) < MIN_BUDGETS:
         click.echo(f"warning: {len(budget_list)} budget(s); a tradeoff curve needs at least {MIN_BUDGETS}, "

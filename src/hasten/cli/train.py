@@ -9,7 +9,9 @@ import click
 from hasten.callbacks.progress import ProgressBar
 from hasten.cli.common import echo_json, fmt_seconds, open_store, store_option
 from hasten.core.time import Duration
+from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods
+from hasten.recipes.recipe import run_arguments
 from hasten.store.environment import capture_environment
 from hasten.workloads.base import get_workload
 from hasten.workloads.resume import new_run, resolve_resume
@@ -20,9 +22,12 @@ from hasten.workloads.runner import build_trainer
 @click.argument("workload")
 @click.option("--method", "-m", "methods", multiple=True, metavar="NAME[:k=v,...]",
               help="Add a speedup method (repeatable), e.g. --method mixup:alpha=0.2.")
+@click.option("--recipe", "-r", "recipe", default=None, metavar="NAME|FILE",
+              help="Train a named recipe (see 'hasten recipes') or a recipe YAML file instead of --method.")
 @click.option("--duration", "-d", default=None, help="Budget, e.g. 10ep, 2000ba, 6e5sp, 2e5tok. Default: the workload's.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default=None,
+              help="fp32 (default), bf16 autocast, or auto: bf16 only where microbench measures it faster.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Where the data files are. Default: $HASTEN_DATA, then the user cache.")
@@ -34,12 +39,21 @@ from hasten.workloads.runner import build_trainer
 @click.option("--no-checkpoints", is_flag=True, help="Do not write checkpoints (the run cannot be resumed).")
 @click.option("--deterministic", is_flag=True, help="Use deterministic kernels (bit-exact resume on CPU).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result at the end.")
-def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: int, precision: str, device: str,
+def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration: str | None, seed: int,
+          precision: str | None, device: str,
           data_dir: str | None, store_path: str | None, schedule: str, resume: str | None,
           checkpoint_interval: str, no_checkpoints: bool, deterministic: bool, as_json: bool) -> None:
     """Train WORKLOAD's baseline recipe, plus any --method, and record the run."""
     spec = get_workload(workload)
     build_methods(list(methods))  # bad input fails here, before the store is touched
+    recipe_args: dict = {}
+    if recipe is not None:
+        if methods:
+            raise ConfigError("--recipe and --method cannot be combined", "put the extra methods in a recipe file")
+        recipe_args = run_arguments(recipe, spec.name)
+        methods, duration = tuple(recipe_args["methods"]), duration or recipe_args["duration"]
+        precision = precision or recipe_args["precision"]
+    precision = precision or "fp32"
     if duration is not None:
         Duration(duration)
     store = open_store(store_path)
@@ -49,6 +63,9 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         methods, duration, seed = placed.methods, placed.duration, placed.seed
         precision, schedule, data_dir = placed.precision, placed.schedule, placed.data_dir
         deterministic = placed.deterministic
+        if placed.recipe is not None:
+            recipe_args = run_arguments(placed.recipe, spec.name)
+            methods = tuple(recipe_args["methods"])
     else:
         placed = new_run(store, checkpoints=not no_checkpoints)
     run_id, checkpoint_dir, resume_from = placed.run_id, placed.checkpoint_dir, placed.resume_from
@@ -58,6 +75,7 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         store=store, callbacks=[ProgressBar()], schedule=schedule, run_id=run_id,
         checkpoint_dir=checkpoint_dir, checkpoint_interval=None if no_checkpoints else checkpoint_interval,
         resume_from=resume_from, deterministic=deterministic, config={"deterministic": deterministic},
+        workload_params=recipe_args.get("workload_params"), recipe=recipe_args.get("recipe"),
     )
     result = trainer.fit()
     if as_json:

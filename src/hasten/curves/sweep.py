@@ -12,17 +12,19 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import IO, Any, Callable, Sequence
+from typing import IO, Any
 
 from hasten.core.callback import Callback
 from hasten.core.composition import check_composition
 from hasten.core.time import Duration
 from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods, recipe_name, split_recipe
+from hasten.recipes.recipe import is_recipe_reference, run_arguments
 from hasten.store.records import RunRecord
 from hasten.store.store import RunStore
 
@@ -105,14 +107,21 @@ def normalize_recipe(recipe: str) -> str:
     return recipe_name(split_recipe(recipe))
 
 
-def check_recipes(recipes: Sequence[str]) -> list[str]:
+def check_recipes(recipes: Sequence[str], workload: str | None = None) -> list[str]:
     """Normalize and validate every recipe before any training: bad specs and conflicting
-    methods fail here with one line, not an hour into a sweep."""
+    methods fail here with one line, not an hour into a sweep. A recipe reference
+    (``@NAME``, a packaged recipe's name, a YAML file) becomes its label, checked against
+    ``workload``."""
     names = []
     for recipe in recipes:
-        specs = split_recipe(recipe)
-        check_composition(build_methods(specs))
-        name = recipe_name(specs)
+        if is_recipe_reference(recipe):
+            arguments = run_arguments(recipe, workload)
+            check_composition(build_methods(arguments["methods"]))
+            name = arguments["recipe"]
+        else:
+            specs = split_recipe(recipe)
+            check_composition(build_methods(specs))
+            name = recipe_name(specs)
         if name not in names:
             names.append(name)
     return names
@@ -202,8 +211,14 @@ def run_point(
     options: dict[str, Any] = {}
     if point.schedule == "cyclic":
         options = dict(cycles=point.cycles, t_mult=point.t_mult, cycle_warmup=point.cycle_warmup)
+    if is_recipe_reference(point.recipe):  # a recipe file: its methods, settings and precision; the sweep's budget
+        arguments = run_arguments(point.recipe, point.workload)
+        arguments.pop("duration")
+        options.update(arguments)
+    else:
+        options["methods"] = split_recipe(point.recipe)
     trainer = build_trainer(
-        point.workload, split_recipe(point.recipe), duration=point.duration, seed=point.seed, device=device,
+        point.workload, duration=point.duration, seed=point.seed, device=device,
         data_dir=data_dir, store=store, callbacks=list(callbacks), schedule=point.schedule,
         eval_interval=eval_interval, **options,
     )
@@ -234,7 +249,13 @@ class SweepProgress:
         self.total, self._start = total, time.perf_counter()
         if self._tty:
             from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self._bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(),

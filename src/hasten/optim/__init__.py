@@ -10,8 +10,8 @@ from hasten.optim.flash import (
     enable_gradient_release,
     memory_report,
 )
-from hasten.optim.schedules import Constant, MultiplicativeCyclic, Schedule, WarmupCosine, WarmupLinear
+from hasten.optim.schedules import Constant, MultiplicativeCyclic, Schedule, WarmupCosine, WarmupLinear, WarmupTrapezoid
 
-__all__ = ["Constant", "MultiplicativeCyclic", "Schedule", "WarmupCosine", "WarmupLinear"]
+__all__ = ["Constant", "MultiplicativeCyclic", "Schedule", "WarmupCosine", "WarmupLinear", "WarmupTrapezoid"]
 __all__ += ["FlashAdam", "FlashAdamW", "FlashLion", "FlashSGD", "FlashSGDW", "cast_model", "enable_gradient_release",
             "memory_report"]

@@ -68,6 +68,29 @@ class WarmupLinear:
 
 
 @dataclass(frozen=True)
+class WarmupTrapezoid:
+    """Warm-up, hold at 1, then a linear cool-down to ``final`` over the last ``cooldown`` of
+    the run (warmup-stable-decay): the speedrun records' shape. The long flat stretch trains
+    at the full rate; the cool-down collects the gain that a decay gives.
+    ``cooldown`` is a fraction of the run when < 1, steps when >= 1."""
+
+    warmup: float = 0.0
+    cooldown: float = 0.4
+    final: float = 0.0
+
+    def __call__(self, step: int, total_steps: int) -> float:
+        w = _warmup_steps(self.warmup, total_steps)
+        if step < w:
+            return (step + 1) / w
+        c = max(_warmup_steps(self.cooldown, total_steps), 1.0)
+        start = total_steps - c
+        if step < start:
+            return 1.0
+        t = min((step + 1 - start) / c, 1.0)
+        return 1.0 + (self.final - 1.0) * t
+
+
+@dataclass(frozen=True)
 class MultiplicativeCyclic:
     """Portes et al. (2022): cosine cycles, each ``t_mult`` times longer than the last.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from hasten.core.metrics import Metric
+from hasten.errors import ConfigError
 from hasten.registry import Registry
 
 
@@ -44,12 +46,56 @@ class Workload:
     eval_interval: ClassVar[str] = "1ep"
     baseline: ClassVar[str]
     target_note: ClassVar[str] = ""
+    # Settings the baseline fixes that a recipe may change (model shape, optimizer, batch, ...),
+    # name -> baseline value. ``with_params`` returns a copy that ``build`` reads them from.
+    parameters: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = dict(self.parameters)
+
+    def with_params(self, params: dict[str, Any] | None = None) -> "Workload":
+        """A copy of this workload with some baseline settings changed; unknown names and values
+        of the wrong type are a ConfigError naming the accepted settings."""
+        params = params or {}
+        unknown = sorted(set(params) - set(self.parameters))
+        if unknown:
+            accepted = ", ".join(sorted(self.parameters)) or "none"
+            raise ConfigError(f"workload {self.name!r} has no setting {', '.join(unknown)}", f"accepted: {accepted}")
+        checked = {key: _check_type(self.name, key, value, self.parameters[key]) for key, value in params.items()}
+        clone = copy.copy(self)
+        clone.params = {**self.params, **checked}
+        return clone
+
+    def changed_params(self) -> dict[str, Any]:
+        """The settings that differ from the baseline's."""
+        return {k: v for k, v in self.params.items() if self.parameters.get(k) != v}
 
     def build(self, *, seed: int, device: torch.device, data_dir: str | None = None) -> Components:
         raise NotImplementedError
 
     def reached(self, value: float) -> bool:
         return value >= self.target if self.higher_is_better else value <= self.target
+
+
+def _check_type(workload: str, key: str, value: Any, default: Any) -> Any:
+    """Accept ``value`` if it has the default's type (ints where floats are expected too)."""
+    expected = type(default)
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif default is None:
+        ok = True
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(f"workload {workload!r}: {key}={value!r} is not {expected.__name__}",
+                          f"give {key} as {expected.__name__}, like the baseline's {default!r}")
+    return value
+
 
 
 def _unknown_hint(close: list[str], names: list[str]) -> str:

@@ -35,6 +35,7 @@ class RunPlacement:
     schedule: str = "scaled"
     data_dir: str | None = None
     deterministic: bool = False
+    recipe: str | None = None  # the recorded recipe reference, when the run was started from one
 
 
 def new_run(store: Any, *, checkpoints: bool = True) -> RunPlacement:
@@ -63,7 +64,10 @@ def resolve_resume(store: Any, target: str, workload: str, methods: Sequence[str
                           f"use 'hasten train {record.workload} --resume {record.run_id}'")
     if record.status == "completed":
         raise ConfigError(f"run {record.run_id} already completed", "start a new run instead")
-    if methods and list(methods) != split_recipe(record.recipe):
+    from hasten.recipes.recipe import is_recipe_reference
+
+    from_recipe = is_recipe_reference(record.recipe)
+    if methods and not from_recipe and list(methods) != split_recipe(record.recipe):
         raise ConfigError(f"run {record.run_id} used methods {record.recipe!r}, not {'+'.join(methods)!r}",
                           "leave out --method when resuming; the run's own methods are used")
     checkpoint_dir = record.config.get("checkpoint_dir")
@@ -74,7 +78,8 @@ def resolve_resume(store: Any, target: str, workload: str, methods: Sequence[str
         run_id=record.run_id,
         checkpoint_dir=checkpoint_dir,
         resume_from=checkpoint_dir,
-        methods=tuple(split_recipe(record.recipe)),
+        methods=() if from_recipe else tuple(split_recipe(record.recipe)),
+        recipe=record.recipe if from_recipe else None,
         duration=record.duration,
         seed=record.seed,
         precision=record.config.get("precision", precision),

@@ -52,6 +52,8 @@ def build_trainer(
     deterministic: bool = False,
     grad_accum: int = 1,
     config: dict[str, Any] | None = None,
+    workload_params: dict[str, Any] | None = None,
+    recipe: str | None = None,
 ) -> Trainer:
     """A Trainer for ``workload``'s baseline with ``methods`` (CLI specs) added.
 
@@ -60,8 +62,10 @@ def build_trainer(
     each cycle's end, so one run yields one tradeoff-curve point per cycle. ``t_mult`` is
     each cycle's length over the last one's; ``cycle_warmup`` (a fraction of the run, or
     steps) overrides the baseline's warm-up so cycle ends can be placed on chosen budgets.
+    ``workload_params`` change the baseline's settings (``Workload.parameters``); ``recipe``
+    names the run's recipe in the store (default: the methods joined by '+').
     """
-    workload = get_workload(workload)
+    workload = get_workload(workload).with_params(workload_params)
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
     duration = str(Duration(duration or workload.default_duration))
@@ -71,6 +75,12 @@ def build_trainer(
                           "unscaled duration", "a cyclic run already covers every budget; drop scale_schedule, "
                           "or use the scaled schedule")
     device = resolve_device(device)
+    chosen: dict[str, Any] = {}
+    if precision == "auto":
+        from hasten.trainer.precision_choice import choose_precision
+
+        choice = choose_precision(device)
+        precision, chosen = choice.precision, choice.to_config()
     seed_everything(seed)
     parts = workload.build(seed=seed, device=device, data_dir=str(data_dir) if data_dir else None)
     scheduler, evals = parts.scheduler, eval_interval or workload.eval_interval
@@ -84,7 +94,9 @@ def build_trainer(
         "data_dir": str(data_dir) if data_dir else None,
         "cycles": cycles if schedule == "cyclic" else None,
         "data_source": parts.extra.get("data_source"),  # which files the run trained on
+        **({"settings": workload.changed_params()} if workload.changed_params() else {}),
         **({"t_mult": t_mult, "cycle_warmup": cycle_warmup} if schedule == "cyclic" else {}),
+        **chosen,
         **(config or {}),
     }
     return Trainer(
@@ -112,7 +124,7 @@ def build_trainer(
         resume_from=resume_from,
         run_info={
             "workload": workload.name,
-            "recipe": recipe_name(list(methods)),
+            "recipe": recipe or recipe_name(list(methods)),
             "methods": [{"name": a.name, "params": a.params} for a in algorithms],
             "duration": duration,
             "schedule": schedule,
