@@ -69,3 +69,31 @@ class CrossEntropy(Metric):
 
     def compute(self) -> float:
         return self._sum / self._total if self._total else float("nan")
+
+
+class MaskedCrossEntropy(CrossEntropy):
+    """Mean cross-entropy over the positions whose target is not ``ignore_index`` (masked-LM loss)."""
+
+    def __init__(self, ignore_index: int = -100) -> None:
+        self.ignore_index = ignore_index
+        super().__init__()
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        logits, labels = _flatten(outputs, targets)
+        keep = labels != self.ignore_index
+        self._sum += float(F.cross_entropy(logits[keep].float(), labels[keep], reduction="sum"))
+        self._total += int(keep.sum())
+
+
+class MaskedAccuracy(Accuracy):
+    """Top-1 accuracy over the positions whose target is not ``ignore_index``."""
+
+    def __init__(self, ignore_index: int = -100) -> None:
+        self.ignore_index = ignore_index
+        super().__init__()
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor) -> None:
+        logits, labels = _flatten(outputs, targets)
+        keep = labels != self.ignore_index
+        self._correct += int((logits[keep].argmax(dim=-1) == labels[keep]).sum())
+        self._total += int(keep.sum())
