@@ -35,6 +35,7 @@ MODULES: tuple[str, ...] = (
     "layer_freezing",
     "lookahead",
     "low_precision_norm",
+    "masking_schedule",
     "mixup",
     "muon",
     "patch_whitening",
