@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -67,6 +69,24 @@ def test_the_blur_removes_the_frequency_that_plain_subsampling_aliases():
     assert blurred[..., 1:-1, 1:-1].abs().max() < 1e-6  # anti-aliased: the checkerboard is gone
     flat = torch.full((1, 2, 9, 9), 3.0)
     assert torch.allclose(blur_2d(flat, binomial_filter(3), 2), torch.full((1, 2, 5, 5), 3.0))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_padding_modes_reproduce_the_references(stride):
+    """Zhang's reference code pads by reflection ((k-1)//2 before, the rest after); Composer's blur_2d
+    pads with zeros (k//2 each side, odd k only). Both then run a depthwise binomial conv."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 9, 10) + 3.0  # an offset makes zero padding visibly darken the border
+    for size in (3, 4, 5):
+        row = torch.tensor([math.comb(size - 1, k) for k in range(size)], dtype=torch.float32)
+        kernel = (torch.outer(row, row) / row.sum() ** 2).expand(3, 1, size, size)
+        before, after = (size - 1) // 2, size // 2
+        zhang = F.conv2d(nn.ReflectionPad2d((before, after, before, after))(x), kernel, stride=stride, groups=3)
+        assert torch.allclose(blur_2d(x, binomial_filter(size), stride), zhang, atol=1e-6)  # the default
+        if size % 2:
+            composer = F.conv2d(x, kernel, stride=stride, padding=size // 2, groups=3)
+            assert torch.allclose(blur_2d(x, binomial_filter(size), stride, padding_mode="zeros"), composer, atol=1e-6)
+            assert not torch.allclose(zhang, composer, atol=1e-3)
 
 
 def test_replaces_exactly_the_downsampling_layers_and_keeps_every_shape():

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hasten.core.composition import check_composition
 from hasten.core.event import Event
@@ -47,6 +48,26 @@ def test_resize_keeps_the_image_content(images):
     assert small.shape == (8, 3, 16, 16) and torch.equal(same_y, y)
     # an antialiased 2x downscale keeps each image's mean colour
     assert torch.allclose(small.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=0.05)
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.75, 0.25])
+def test_nearest_interpolation_is_composers_resize(images, scale):
+    """Composer's resize mode: F.interpolate(x, scale_factor=s, mode="nearest") with s pinned to the increment."""
+    x, y = images
+    ours, _ = resize_batch(x, y, scale, interpolation="nearest", size_increment=4)
+    pinned = round(32 * scale / 4) * 4 / 32
+    assert torch.equal(ours, F.interpolate(x, scale_factor=pinned, mode="nearest"))
+    default, _ = resize_batch(x, y, scale, size_increment=4)  # hasten's default is not Composer's
+    assert default.shape == ours.shape and not torch.equal(default, ours)
+    with pytest.raises(ConfigError, match="interpolation"):
+        resize_batch(x, y, scale, interpolation="bicubic")
+
+
+def test_algorithm_passes_its_interpolation(images):
+    x, y = images
+    state, engine = bare_state([ProgressiveResizing(interpolation="nearest")], max_duration="10ba", batch=(x, y))
+    fire(engine, Event.BATCH_START)
+    assert torch.equal(state.inputs, resize_batch(x, y, 0.5, interpolation="nearest")[0])
 
 
 def test_crop_mode_returns_a_window_of_the_images(images):

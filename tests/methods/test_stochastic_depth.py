@@ -356,3 +356,12 @@ def test_remove_stochastic_depth_restores_post_activation_blocks():
     assert remove_stochastic_depth(model) == 2
     assert [n for n, _ in model.named_parameters()] == names
     assert not any(isinstance(m, (StochasticDepthBranch, BranchEnd)) for m in model.modules())
+
+
+def test_post_activation_blocks_resume_exactly(tmp_path, data_dir):
+    def model():
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), CifarBasicBlock(8, 8), CifarBasicBlock(8, 8),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    assert_resumes_exactly(image_trainer_factory(data_dir, lambda: [StochasticDepth(drop_path_rate=0.5)], model=model),
+                           tmp_path)

@@ -11,6 +11,13 @@ filter, applied per channel) and only then subsample:
 
 Output shapes are unchanged (padding is chosen so), and the original conv keeps its
 parameters, so an existing optimizer still holds them.
+
+The blur pads by reflection (``padding_mode="reflect"``), as Zhang's reference code does, so
+borders are not darkened; Composer's ``blur_2d`` pads with zeros (``padding_mode="zeros"``
+reproduces it). Other differences from Composer: ``filter_size`` 1-7 (Composer: 3 only), a
+reflect pad wider than a tiny map falls back to replicate (Composer skips the blur), and
+only downsampling max-pools without ``ceil_mode``/``return_indices`` are replaced (Composer
+replaces every ``MaxPool2d``).
 """
 
 from __future__ import annotations
@@ -214,7 +221,8 @@ CARD = MethodCard(
     not_worth_it="nets without downsampling, or whose only strided conv is the RGB stem (below min_channels); "
                  "very short runs, where the extra depthwise convs cost more than the accuracy gained. "
                  "blur_first=False multiplies the replaced convs' work by stride^2.",
-    effect="more accuracy per step (better shift invariance) for a few percent more work per step",
+    effect="more accuracy per step (better shift invariance) for a few percent more work per step. Pads by "
+           "reflection like Zhang's reference code; Composer pads with zeros (padding_mode=zeros reproduces it)",
     applies_to=("image",),
     needs=("downsampling",),
     functional=("apply_blurpool", "blur_2d", "binomial_filter"),

@@ -5,6 +5,13 @@ ramp that reaches full size when ``finetune_fraction`` of the run is left; sides
 a multiple of ``size_increment``. Early steps cost about ``scale**2`` of a full-size step. It
 reads ``state.progress`` only, so it resumes exactly (crop positions use torch's global RNG,
 which checkpoints capture).
+
+Differences from Composer's ``resize_batch``: ``"resize"`` resamples with antialiased bilinear
+interpolation by default (Composer's code uses nearest neighbour, which aliases when it
+shrinks; ``interpolation="nearest"`` reproduces it); each side is rounded to
+``size_increment`` on its own (Composer rounds the width and scales the height by the same
+factor) and never below one increment; ``"crop"`` draws its offset from every position that
+fits (Composer never picks the last one).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from hasten.methods.registry import register
 from hasten.methods.surgery import require_smaller_images_fit
 
 MODES = ("resize", "crop")
+INTERPOLATIONS = ("bilinear", "nearest")
 
 
 def progressive_resizing_scale(
@@ -52,12 +60,17 @@ def resize_batch(
     mode: str = "resize",
     resize_targets: bool = False,
     size_increment: int = 1,
+    interpolation: str = "bilinear",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Shrink an image batch (N, C, H, W) by ``scale_factor``: ``"resize"`` resamples the whole image
-    (bilinear, antialiased), ``"crop"`` takes one random crop for the batch. ``resize_targets``
-    shrinks dense targets (N, H, W) the same way (nearest), for segmentation."""
+    (``interpolation``: antialiased bilinear, or Composer's nearest neighbour), ``"crop"`` takes one
+    random crop for the batch. ``resize_targets`` shrinks dense targets (N, H, W) the same way
+    (nearest), for segmentation."""
     if mode not in MODES:
         raise ConfigError(f"unknown progressive resizing mode {mode!r}", f"use one of {', '.join(MODES)}")
+    if interpolation not in INTERPOLATIONS:
+        raise ConfigError(f"unknown progressive resizing interpolation {interpolation!r}",
+                          f"use one of {', '.join(INTERPOLATIONS)}")
     if inputs.ndim != 4:
         raise ConfigError(
             f"progressive resizing needs image batches (N, C, H, W); got shape {tuple(inputs.shape)}",
@@ -76,7 +89,10 @@ def resize_batch(
         return cropped, targets
     if not torch.is_floating_point(inputs):
         raise ConfigError(f"resizing needs float images, got {inputs.dtype}", "normalize the images to float first")
-    resized = F.interpolate(inputs, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
+    if interpolation == "nearest":
+        resized = F.interpolate(inputs, size=(new_h, new_w), mode="nearest")
+    else:
+        resized = F.interpolate(inputs, size=(new_h, new_w), mode="bilinear", antialias=True, align_corners=False)
     if resize_targets:
         dense = targets.unsqueeze(1).float() if targets.ndim == 3 else targets.float()
         dense = F.interpolate(dense, size=(new_h, new_w), mode="nearest")
@@ -100,9 +116,12 @@ class ProgressiveResizing(Algorithm):
         finetune_fraction: float = 0.2,
         size_increment: int = 4,
         resize_targets: bool = False,
+        interpolation: str = "bilinear",
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
         if not 0.0 < initial_scale <= 1.0:
             raise ValueError(f"initial_scale must be in (0, 1], got {initial_scale}")
         if not (0.0 <= delay_fraction <= 1.0 and 0.0 <= finetune_fraction <= 1.0):
@@ -118,6 +137,7 @@ class ProgressiveResizing(Algorithm):
         self.finetune_fraction = finetune_fraction
         self.size_increment = size_increment
         self.resize_targets = resize_targets
+        self.interpolation = interpolation
 
     def scale_at(self, progress: float) -> float:
         return progressive_resizing_scale(progress, self.initial_scale, self.delay_fraction, self.finetune_fraction)
@@ -134,7 +154,7 @@ class ProgressiveResizing(Algorithm):
             return
         scale = self.scale_at(state.progress)
         inputs, targets = resize_batch(
-            state.inputs, state.targets, scale, self.mode, self.resize_targets, self.size_increment
+            state.inputs, state.targets, scale, self.mode, self.resize_targets, self.size_increment, self.interpolation
         )
         state.batch = (inputs, targets)
         state.extra[self.name] = {"scale": scale, "size": tuple(inputs.shape[-2:])}
@@ -161,7 +181,10 @@ register(
             "scale 0.5 is 16 px, where little detail is left: check with a tradeoff curve); models with a fixed input "
             "size (flatten then linear) are refused before training"
         ),
-        effect="compute per step falls to about scale^2 (0.25x at scale 0.5) in the low-resolution phase",
+        effect="compute per step falls to about scale^2 (0.25x at scale 0.5) in the low-resolution phase. "
+        "Differs from Composer: resize mode resamples with antialiased bilinear by default (Composer's code: "
+        "nearest neighbour, interpolation=nearest), each side is rounded to size_increment on its own, and crop "
+        "offsets cover every position",
         applies_to=("image",),
         functional=("resize_batch", "progressive_resizing_scale", "scaled_side"),
     ),

@@ -26,7 +26,6 @@ narrows the choice.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import torch
@@ -83,21 +82,32 @@ def _check(drop_path_rate: float, mode: str, distribution: str) -> None:
 
 
 class BranchEnd(Unwrappable):
-    """The last module of a ``post`` block's residual branch: passes its output through
-    ``transform`` (set by the enclosing ``StochasticDepthBranch`` for one forward) before the
-    block adds the shortcut; the identity otherwise."""
+    """The last module of a ``post`` block's residual branch ``f``, where stochastic depth acts
+    before the block adds the shortcut. In training, ``mode="block"`` scales ``f(x)`` by
+    ``1 / (1 - drop_prob)`` (the enclosing ``StochasticDepthBranch`` skips the whole block when
+    it drops it, so this only runs on kept steps); ``mode="sample"`` drops ``f(x)`` per sample.
+    The identity in eval. No per-step state: nothing for torch.compile to guard on."""
 
-    def __init__(self, module: nn.Module) -> None:
+    def __init__(self, module: nn.Module, drop_prob: float, mode: str = "block") -> None:
         super().__init__()
+        _check(drop_prob, mode, "linear")
         self.module = module
-        self.transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.drop_prob = drop_prob
+        self.mode = mode
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         out = self.module(*args, **kwargs)
-        return out if self.transform is None else self.transform(out)
+        if not self.training or self.drop_prob == 0.0:
+            return out
+        if self.mode == "sample":
+            return drop_path(out, self.drop_prob)
+        return out / (1.0 - self.drop_prob)
 
     def unwrap(self) -> nn.Module:
         return self.module
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob:.4g}, mode={self.mode}"
 
 
 class StochasticDepthBranch(Unwrappable):
@@ -108,7 +118,8 @@ class StochasticDepthBranch(Unwrappable):
     ``kind="block"`` wraps a whole ``x -> x + f(x)`` module: dropped, it returns its input
     without running anything; kept, ``x + (block(x) - x) / keep``. ``kind="post"`` wraps a whole
     ``x -> act(x + f(x))`` module whose branch ends in the ``BranchEnd`` at ``branch_end``:
-    dropped, it returns ``activation(x)`` without running anything; kept, ``act(x + f(x) / keep)``.
+    dropped, it returns ``activation(x)`` without running anything; kept, ``act(x + f(x) / keep)``
+    (the ``BranchEnd`` scales; in sample mode it drops ``f(x)`` per sample).
     """
 
     def __init__(self, module: nn.Module, drop_prob: float, mode: str = "block", kind: str = "branch",
@@ -118,10 +129,11 @@ class StochasticDepthBranch(Unwrappable):
         _check(drop_prob, mode, "linear")
         if kind not in ("branch", "block", "post"):
             raise ConfigError(f"unknown residual kind {kind!r}", "use 'branch', 'block' or 'post'")
-        if kind == "post" and (branch_end is None or activation is None
-                               or not isinstance(module.get_submodule(branch_end), BranchEnd)):
-            raise ConfigError("a post-activation block needs its branch end wrapped in BranchEnd and its activation",
-                              "let apply_stochastic_depth wrap the model")
+        if kind == "post":
+            end = module.get_submodule(branch_end) if branch_end is not None else None
+            if activation is None or not isinstance(end, BranchEnd) or (end.drop_prob, end.mode) != (drop_prob, mode):
+                raise ConfigError("a post-activation block needs its activation and its branch end wrapped in a "
+                                  "BranchEnd with the same drop_prob and mode", "let apply_stochastic_depth wrap it")
         self.module = module
         self.drop_prob = drop_prob
         self.mode = mode
@@ -134,7 +146,7 @@ class StochasticDepthBranch(Unwrappable):
             return self.module(*args, **kwargs)
         x, keep = args[0], 1.0 - self.drop_prob
         if self.kind == "post":
-            return self._post_forward(x, keep, args, kwargs)
+            return self._post_forward(x, args, kwargs)
         if self.mode == "sample":
             out = self.module(*args, **kwargs)
             return drop_path(out, self.drop_prob) if self.kind == "branch" else x + drop_path(out - x, self.drop_prob)
@@ -143,21 +155,12 @@ class StochasticDepthBranch(Unwrappable):
             return x if dropped else x + (self.module(*args, **kwargs) - x) / keep
         return torch.zeros_like(x) if dropped else self.module(*args, **kwargs) / keep
 
-    def _post_forward(self, x: torch.Tensor, keep: float, args: tuple, kwargs: dict) -> Any:
-        assert self.branch_end is not None and self.activation is not None
-        if self.mode == "block":
-            if bool(torch.rand(()) < self.drop_prob):  # one CPU coin per step: no device sync
-                return self.activation(x)
-            transform: Callable[[torch.Tensor], torch.Tensor] = lambda out: out / keep  # noqa: E731
-        else:
-            transform = functools.partial(drop_path, drop_prob=self.drop_prob)
-        end = self.module.get_submodule(self.branch_end)
-        assert isinstance(end, BranchEnd)
-        end.transform = transform
-        try:
-            return self.module(*args, **kwargs)
-        finally:
-            end.transform = None
+    def _post_forward(self, x: torch.Tensor, args: tuple, kwargs: dict) -> Any:
+        """The BranchEnd inside scales (kept) or drops per sample; here only the block-mode coin."""
+        assert self.activation is not None
+        if self.mode == "block" and bool(torch.rand(()) < self.drop_prob):  # one CPU coin per step: no sync
+            return self.activation(x)
+        return self.module(*args, **kwargs)
 
     def unwrap(self) -> nn.Module:
         return self.module
@@ -210,7 +213,8 @@ def apply_stochastic_depth(
     def wrap(name: str, module: nn.Module) -> StochasticDepthBranch:
         rate, part = plan[name]
         if part.kind == "post":
-            replace_modules(module, lambda inner, _: inner == part.branch_end, lambda _, end: BranchEnd(end))
+            replace_modules(module, lambda inner, _: inner == part.branch_end,
+                            lambda _, end: BranchEnd(end, rate, mode))
         return StochasticDepthBranch(module, rate, mode, part.kind, part.branch_end, part.activation)
 
     return replace_modules(model, lambda name, module: name in plan, wrap, optimizer)
