@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import click
 
 from hasten.callbacks.progress import ProgressBar
 from hasten.cli.common import echo_json, fmt_seconds, open_store, store_option
 from hasten.errors import CheckpointError, ConfigError, StoreError
-from hasten.core.time import Duration
+from hasten.core.time import Duration, Interval
 from hasten.methods.registry import build_methods, split_recipe
 from hasten.store.environment import capture_environment
 from hasten.trainer.checkpoint import latest_checkpoint
 from hasten.workloads.base import get_workload
-from hasten.workloads.runner import build_trainer
+from hasten.workloads.runner import build_trainer, check_seed
 
 
 @click.command()
@@ -24,7 +27,7 @@ from hasten.workloads.runner import build_trainer
 @click.option("--method", "-m", "methods", multiple=True, metavar="NAME[:k=v,...]",
               help="Add a speedup method (repeatable), e.g. --method mixup:alpha=0.2.")
 @click.option("--duration", "-d", default=None, help="Budget, e.g. 10ep, 2000ba, 6e5sp, 2e5tok. Default: the workload's.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="0 to 2**63-1.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
@@ -41,13 +44,23 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
           data_dir: str | None, store_path: str | None, schedule: str, resume: str | None,
           checkpoint_interval: str, no_checkpoints: bool, deterministic: bool, as_json: bool) -> None:
     """Train WORKLOAD's baseline recipe, plus any --method, and record the run."""
+    # Everything the user typed is checked before the store is touched: a refused command writes nothing.
     spec = get_workload(workload)
-    build_methods(list(methods))  # bad input fails here, before the store is touched
+    build_methods(list(methods))
     if duration is not None:
         Duration(duration)
+    check_seed(seed)
+    if resume is not None and not resume.strip():
+        raise ConfigError("--resume was given an empty run id", "give a run id from 'hasten runs', or 'latest'")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"data folder {data_dir!r} does not exist",
+                          "give --data-dir the folder holding the data files, or leave it out")
+    if not no_checkpoints:
+        Interval(checkpoint_interval)
     store = open_store(store_path)
+    store.check_writable()
     run_id, resume_from = None, None
-    if resume:
+    if resume is not None:
         try:
             record = store.get_run(resume, with_evals=False)
         except StoreError as exc:
@@ -72,7 +85,7 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         run_id, resume_from = record.run_id, checkpoint_dir
     else:
         run_id = uuid.uuid4().hex[:10]
-        checkpoint_dir = None if no_checkpoints else str(store.path.parent / "checkpoints" / run_id)
+        checkpoint_dir = None if no_checkpoints else str(store.path.parent.resolve() / "checkpoints" / run_id)
 
     trainer = build_trainer(
         spec, methods, duration=duration, seed=seed, device=device, precision=precision, data_dir=data_dir,
@@ -80,7 +93,13 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         checkpoint_dir=checkpoint_dir, checkpoint_interval=None if no_checkpoints else checkpoint_interval,
         resume_from=resume_from, deterministic=deterministic, config={"deterministic": deterministic},
     )
-    result = trainer.fit()
+    with _signals_interrupt():
+        try:
+            result = trainer.fit()
+        except Terminated as exc:
+            click.echo(f"error: run {trainer.run_id} {exc}; it is recorded as 'interrupted' (continue it with"
+                       f" 'hasten train {spec.name} --resume {trainer.run_id}')", err=True)
+            sys.exit(128 + exc.signum)
     if as_json:
         summary = result.summary()
         summary["env"] = capture_environment(trainer.state.device)
@@ -91,6 +110,35 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         click.echo(f"error: run {result.run_id} diverged: {result.error}; it is recorded as 'diverged'"
                    " (lower the learning rate or check the methods)", err=True)
         sys.exit(1)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a run: unwinds like Ctrl-C so the run is recorded 'interrupted'."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """A run told to stop (SIGTERM from a scheduler, SIGHUP from a closed terminal) records that it
+    stopped. SIGKILL cannot be caught: readers detect that run's dead process instead."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[signum] = signal.signal(signum, stop)
+        except ValueError:  # not the main thread (e.g. called from a test runner thread)
+            pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _print_summary(result, spec) -> None:  # type: ignore[no-untyped-def]
