@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from hasten.cli.methods import docs_pages
+from hasten.methods.catalogue import docs_pages
 
 DOCS = Path(__file__).resolve().parent
 

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import hasten.cli.methods as methods_cli
+import hasten.methods.catalogue as catalogue
 from hasten.cli.main import cli
 from hasten.methods import all_methods
 from hasten.methods.card import ACTIONS, COMPONENTS
@@ -87,7 +87,7 @@ def test_gaps_matrix_counts_methods_and_marks_empty_cells():
 
 
 def test_one_card_in_full_says_not_measured_yet_without_results(monkeypatch, tmp_path):
-    monkeypatch.setattr(methods_cli, "RESULTS_PATH", tmp_path / "absent.json")
+    monkeypatch.setattr(catalogue, "RESULTS_PATH", tmp_path / "absent.json")
     output = run("swa").output
     for label in ("summary:", "paper:", "taxonomy:", "when:", "bottleneck relieved:", "touches:", "conflicts:",
                   "checkpoint/resume:", "export:", "defaults:", "CLI:", "functional form:", "expected effect:",
@@ -103,7 +103,7 @@ def test_card_shows_measured_results_when_the_file_has_them(monkeypatch, tmp_pat
     path.write_text(json.dumps({"sam": [{"workload": "cifar10", "speedup": 1.234, "ci_low": 1.1, "ci_high": 1.35,
                                          "status": "measured", "machine": "1x H100", "date": "2026-01-02",
                                          "command": "python benchmarks/x.py"}]}))
-    monkeypatch.setattr(methods_cli, "RESULTS_PATH", path)
+    monkeypatch.setattr(catalogue, "RESULTS_PATH", path)
     output = run("sam").output
     assert "cifar10: 1.23x [95% CI 1.10-1.35] (measured), 1x H100, 2026-01-02; `python benchmarks/x.py`" in output
     assert "not measured yet" not in output
@@ -113,7 +113,7 @@ def test_card_shows_measured_results_when_the_file_has_them(monkeypatch, tmp_pat
 def test_malformed_results_file_is_one_clear_error(monkeypatch, tmp_path):
     path = tmp_path / "results.json"
     path.write_text("{not json")
-    monkeypatch.setattr(methods_cli, "RESULTS_PATH", path)
+    monkeypatch.setattr(catalogue, "RESULTS_PATH", path)
     result = run("sam")
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1 and "not valid JSON" in result.output
 
@@ -128,14 +128,14 @@ def test_name_with_filters_is_refused():
 
 
 def test_committed_docs_are_up_to_date_with_the_cards():
-    for path, content in methods_cli.docs_pages(REPO / "docs").items():
+    for path, content in catalogue.docs_pages(REPO / "docs").items():
         assert path.exists(), f"{path.name} missing: run python docs/generate_method_docs.py"
         assert path.read_text() == content, f"{path.name} is stale: run python docs/generate_method_docs.py"
 
 
 def test_markdown_option_prints_the_docs_page():
     page = run("--markdown", "optimization").output
-    assert page == methods_cli.component_markdown("optimization")
+    assert page == catalogue.component_markdown("optimization")
     assert page.startswith("# Optimization methods") and "## muon" in page and "| paper |" in page
     assert "| measured |" not in page  # results change with benchmark runs; the pages hold cards only
     assert run("--markdown", "training").exit_code == 2

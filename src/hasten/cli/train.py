@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import uuid
 from pathlib import Path
 from typing import Iterator
 
@@ -13,12 +12,12 @@ import click
 
 from hasten.callbacks.progress import ProgressBar
 from hasten.cli.common import echo_json, fmt_seconds, open_store, store_option
-from hasten.errors import CheckpointError, ConfigError, StoreError
 from hasten.core.time import Duration, Interval
-from hasten.methods.registry import build_methods, split_recipe
+from hasten.errors import ConfigError
+from hasten.methods.registry import build_methods
 from hasten.store.environment import capture_environment
-from hasten.trainer.checkpoint import latest_checkpoint
 from hasten.workloads.base import get_workload
+from hasten.workloads.resume import new_run, resolve_resume
 from hasten.workloads.runner import build_trainer, check_seed
 
 
@@ -59,33 +58,15 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         Interval(checkpoint_interval)
     store = open_store(store_path)
     store.check_writable()
-    run_id, resume_from = None, None
     if resume is not None:
-        try:
-            record = store.get_run(resume, with_evals=False)
-        except StoreError as exc:
-            raise ConfigError(exc.problem, exc.hint) from exc
-        if record.workload != spec.name:
-            raise ConfigError(f"run {record.run_id} is a {record.workload!r} run, not {spec.name!r}",
-                              f"use 'hasten train {record.workload} --resume {record.run_id}'")
-        if record.status == "completed":
-            raise ConfigError(f"run {record.run_id} already completed", "start a new run instead")
-        if methods and list(methods) != split_recipe(record.recipe):
-            raise ConfigError(f"run {record.run_id} used methods {record.recipe!r}, not {'+'.join(methods)!r}",
-                              "leave out --method when resuming; the run's own methods are used")
-        checkpoint_dir = record.config.get("checkpoint_dir")
-        if not checkpoint_dir or latest_checkpoint(checkpoint_dir) is None:
-            raise CheckpointError(f"run {record.run_id} has no checkpoint to resume from",
-                                  "start a new run (checkpoints are written every --checkpoint-interval)")
-        methods, duration, seed = tuple(split_recipe(record.recipe)), record.duration, record.seed
-        precision = record.config.get("precision", precision)
-        schedule = record.schedule
-        data_dir = data_dir or record.config.get("data_dir")
-        deterministic = deterministic or bool(record.config.get("deterministic"))
-        run_id, resume_from = record.run_id, checkpoint_dir
+        placed = resolve_resume(store, resume, spec.name, methods, precision=precision, data_dir=data_dir,
+                                deterministic=deterministic)
+        methods, duration, seed = placed.methods, placed.duration, placed.seed
+        precision, schedule, data_dir = placed.precision, placed.schedule, placed.data_dir
+        deterministic = placed.deterministic
     else:
-        run_id = uuid.uuid4().hex[:10]
-        checkpoint_dir = None if no_checkpoints else str(store.path.parent.resolve() / "checkpoints" / run_id)
+        placed = new_run(store, checkpoints=not no_checkpoints)
+    run_id, checkpoint_dir, resume_from = placed.run_id, placed.checkpoint_dir, placed.resume_from
 
     trainer = build_trainer(
         spec, methods, duration=duration, seed=seed, device=device, precision=precision, data_dir=data_dir,

@@ -1,6 +1,8 @@
 """Speedup methods: one module per method (functional form, Algorithm, card) and a registry.
 
-Method modules register themselves on import; the registry imports them all on first use.
+Each module in ``MODULES`` registers its method on import (``register(card, Algorithm)``);
+the registry imports exactly these on first use. To add a method: write its module, register
+in it, add its name here. Other modules here (``card``, ``surgery``...) are helpers.
 """
 
 from hasten.methods.card import ACTIONS, BOTTLENECKS, COMPONENTS, MECHANISMS, MethodCard, Paper
@@ -17,11 +19,43 @@ from hasten.methods.registry import (
     split_recipe,
 )
 
+MODULES: tuple[str, ...] = (
+    "alternating_flip",
+    "blurpool",
+    "channels_last",
+    "colout",
+    "compile",
+    "cutmix",
+    "data_echoing",
+    "ema",
+    "flashoptim",
+    "gated_linear_units",
+    "gradient_clipping",
+    "label_smoothing",
+    "layer_freezing",
+    "lookahead",
+    "low_precision_norm",
+    "mixup",
+    "muon",
+    "patch_whitening",
+    "precision",
+    "progressive_resizing",
+    "sam",
+    "scale_schedule",
+    "selective_backprop",
+    "seq_length_warmup",
+    "squeeze_excite",
+    "stochastic_depth",
+    "swa",
+    "tta",
+)
+
 __all__ = [
     "ACTIONS",
     "BOTTLENECKS",
     "COMPONENTS",
     "MECHANISMS",
+    "MODULES",
     "MethodCard",
     "MethodEntry",
     "Paper",

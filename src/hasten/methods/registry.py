@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, overload
 
 from hasten.core.algorithm import Algorithm
-from hasten.discovery import import_submodules
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard
+from hasten.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -27,14 +26,25 @@ class MethodEntry:
         return self.algorithm(**params)
 
 
-_REGISTRY: dict[str, MethodEntry] = {}
-_INFRASTRUCTURE = {"card", "registry", "surgery", "results"}
-_loaded = False
+def _unknown_hint(close: list[str], names: list[str]) -> str:
+    return f"did you mean {', '.join(close)}?" if close else "see 'hasten methods' for the catalogue"
 
 
-def register(card: MethodCard, algorithm: type[Algorithm]) -> type[Algorithm]:
-    """Add a method. The card's ``touches``/``conflicts``/``resume``/``defaults`` are filled
-    from the Algorithm class and its constructor, so they cannot drift apart."""
+METHODS: Registry[MethodEntry] = Registry("method", "hasten.methods", _unknown_hint)
+
+
+@overload
+def register(card: MethodCard, algorithm: type[Algorithm]) -> type[Algorithm]: ...
+@overload
+def register(card: MethodCard) -> Callable[[type[Algorithm]], type[Algorithm]]: ...
+def register(card: MethodCard, algorithm: type[Algorithm] | None = None) -> Any:
+    """Add a method, as ``register(card, MyMethod)`` or as the class decorator ``@register(card)``.
+
+    Call it in the method's own module, and list that module in ``hasten.methods.MODULES``.
+    The card's ``touches``/``conflicts``/``resume``/``defaults`` are filled from the
+    Algorithm class and its constructor, so they cannot drift apart."""
+    if algorithm is None:
+        return lambda cls: register(card, cls)
     if algorithm.name != card.name:
         raise ValueError(f"card {card.name!r} registers algorithm named {algorithm.name!r}")
     api_only = set(getattr(algorithm, "api_only", ()))  # Python-only arguments (callables): not on the CLI
@@ -51,36 +61,20 @@ def register(card: MethodCard, algorithm: type[Algorithm]) -> type[Algorithm]:
         resume=algorithm.resumable,
         defaults={**defaults, **card.defaults},
     )
-    if card.name in _REGISTRY and _REGISTRY[card.name].algorithm is not algorithm:
-        raise ValueError(f"method {card.name!r} is registered twice")
-    _REGISTRY[card.name] = MethodEntry(card, algorithm)
+    METHODS.add(card.name, MethodEntry(card, algorithm), same=lambda old, new: old.algorithm is new.algorithm)
     return algorithm
 
 
-def _load_all() -> None:
-    """Import every method module once; each registers itself."""
-    global _loaded
-    if not _loaded:
-        import_submodules("hasten.methods", _INFRASTRUCTURE)
-        _loaded = True
-
-
 def all_methods() -> list[MethodEntry]:
-    _load_all()
-    return sorted(_REGISTRY.values(), key=lambda e: (e.card.component, e.card.name))
+    return sorted(METHODS.entries(), key=lambda e: (e.card.component, e.card.name))
 
 
 def method_names() -> list[str]:
-    return sorted(e.name for e in all_methods())
+    return METHODS.names()
 
 
 def get_method(name: str) -> MethodEntry:
-    _load_all()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f"did you mean {', '.join(close)}?" if close else "see 'hasten methods' for the catalogue"
-        raise ConfigError(f"unknown method {name!r}", hint)
-    return _REGISTRY[name]
+    return METHODS.get(name)
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:

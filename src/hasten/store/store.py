@@ -129,9 +129,16 @@ class RunStore:
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             try:
                 conn.execute("PRAGMA busy_timeout=60000")
-                self._check_schema(conn)  # someone else's database is refused, not extended
+                conn.execute("BEGIN IMMEDIATE")  # one creator at a time; readers see all tables or none
+                try:
+                    self._check_schema(conn)  # someone else's database is refused, not extended
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        conn.execute(statement)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
             finally:
                 conn.close()
         except (OSError, sqlite3.Error) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
@@ -10,8 +9,7 @@ import torch
 from torch import nn
 
 from hasten.core.metrics import Metric
-from hasten.discovery import import_submodules
-from hasten.errors import ConfigError
+from hasten.registry import Registry
 
 
 @dataclass
@@ -54,36 +52,24 @@ class Workload:
         return value >= self.target if self.higher_is_better else value <= self.target
 
 
-_REGISTRY: dict[str, Workload] = {}
-_loaded = False
-_INFRASTRUCTURE = {"base", "runner"}
+def _unknown_hint(close: list[str], names: list[str]) -> str:
+    return (f"did you mean {', '.join(close)}? " if close else "") + f"known workloads: {', '.join(names)}"
+
+
+WORKLOADS: Registry[Workload] = Registry("workload", "hasten.workloads", _unknown_hint)
 
 
 def register_workload(workload: type[Workload]) -> type[Workload]:
-    """Class decorator: add a workload to the registry under ``workload.name``."""
-    _REGISTRY[workload.name] = workload()
+    """Class decorator: add a workload under ``workload.name`` (list its module in ``hasten.workloads.MODULES``)."""
+    WORKLOADS.add(workload.name, workload(), same=lambda old, new: type(old) is type(new))
     return workload
 
 
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        import_submodules("hasten.workloads", _INFRASTRUCTURE)
-        _loaded = True
-
-
 def list_workloads() -> list[Workload]:
-    _load_all()
-    return sorted(_REGISTRY.values(), key=lambda w: w.name)
+    return WORKLOADS.entries()
 
 
 def get_workload(name: str | Workload) -> Workload:
     if isinstance(name, Workload):
         return name
-    _load_all()
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        names = ", ".join(sorted(_REGISTRY))
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ConfigError(f"unknown workload {name!r}", f"{hint}known workloads: {names}")
-    return _REGISTRY[name]
+    return WORKLOADS.get(name)
