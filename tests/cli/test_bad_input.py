@@ -45,6 +45,13 @@ TRAIN_CASES = [
     (["--resume", "  "], "--resume was given an empty run id"),
     (["--data-dir", "/no/such/folder"], "data folder '/no/such/folder' does not exist"),
     (["-m", "scale_schedule:ratio=1e12"], "more than the"),
+    (["-m", "mixup:alpha=nan"], "alpha='nan' is not a finite number"),
+    (["-m", "mixup:alpha=inf"], "alpha='inf' is not a finite number"),
+    (["-m", "cutmix:alpha=-inf"], "alpha='-inf' is not a finite number"),
+    (["-m", "sam:rho=nan"], "rho='nan' is not a finite number"),
+    (["-m", "muon:lr=inf"], "lr='inf' is not a finite number"),
+    (["-m", "label_smoothing:smoothing=nan"], "is not a finite number"),
+    (["-m", "mixup:alpha=0.2,alpha=0.3"], "parameter 'alpha' is given twice"),
     (["-m", "progressive_resizing"], "progressive resizing needs image batches"),
     (["-m", "seq_length_warmup"], "sequence length warmup needs (N, T) inputs"),
 ]
