@@ -17,7 +17,7 @@ from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods
 from hasten.store.environment import capture_environment
 from hasten.workloads.base import get_workload
-from hasten.workloads.resume import new_run, resolve_resume
+from hasten.workloads.resume import new_run, refuse_changed_settings, resolve_resume
 from hasten.workloads.runner import build_trainer, check_seed
 
 
@@ -61,6 +61,10 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
     if resume is not None:
         placed = resolve_resume(store, resume, spec.name, methods, precision=precision, data_dir=data_dir,
                                 deterministic=deterministic)
+        typed = {name: value for name, value in
+                 (("duration", duration), ("seed", seed), ("precision", precision), ("schedule", schedule))
+                 if _given(name)}
+        refuse_changed_settings(placed, typed)
         methods, duration, seed = placed.methods, placed.duration, placed.seed
         precision, schedule, data_dir = placed.precision, placed.schedule, placed.data_dir
         deterministic = placed.deterministic
@@ -91,6 +95,12 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         click.echo(f"error: run {result.run_id} diverged: {result.error}; it is recorded as 'diverged'"
                    " (lower the learning rate or check the methods)", err=True)
         sys.exit(1)
+
+
+def _given(name: str) -> bool:
+    """Whether the user typed ``--name`` (as opposed to its default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 class Terminated(KeyboardInterrupt):

@@ -53,3 +53,11 @@ def is_dead(env: dict[str, Any]) -> bool:
     started = env.get("pid_started")
     now = _start_ticks(pid)
     return started is not None and now is not None and now != started
+
+
+def is_alive(env: dict[str, Any]) -> bool:
+    """True only when the owner is known to be running: same host and the same process still there."""
+    pid = env.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or env.get("host") != platform.node():
+        return False
+    return not is_dead(env)

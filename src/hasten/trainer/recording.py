@@ -46,7 +46,7 @@ def describe_run(
     config.setdefault("device", str(state.device))
     config.setdefault("grad_accum", state.grad_accum)
     if checkpoint_dir is not None:
-        config.setdefault("checkpoint_dir", str(checkpoint_dir))
+        config.setdefault("checkpoint_dir", str(Path(checkpoint_dir).resolve()))  # resumable from any directory
     return info
 
 

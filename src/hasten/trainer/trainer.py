@@ -440,7 +440,7 @@ class Trainer:
         return path
 
     def _load(self, source: str | os.PathLike) -> None:
-        resume.restore(self, ckpt.load_checkpoint(source))
+        resume.load(self, source)
 
     # ------------------------------------------------------------ the record
     def _open_run(self) -> None:
