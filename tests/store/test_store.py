@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from hasten.errors import StoreError
+from hasten.errors import ConfigError, StoreError
 from hasten.store.records import EvalPoint, RunRecord
 from hasten.store.store import RunStore
 
@@ -61,7 +61,7 @@ def test_unwritable_store_is_a_clear_error(tmp_path):
 
 
 def test_wal_mode(tmp_path):
-    RunStore(tmp_path / "s.db")
+    RunStore(tmp_path / "s.db").create_run(record("a"))
     mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
 
@@ -111,6 +111,6 @@ def test_export_then_import_round_trips(tmp_path):
 def test_a_bad_line_imports_nothing(tmp_path):
     target = RunStore(tmp_path / "b.db")
     good = record("a").to_json()
-    with pytest.raises(StoreError, match="line 2 is not a hasten run"):
+    with pytest.raises(ConfigError, match="line 2 is not a hasten run"):
         target.import_jsonl([good, '{"run_id": "x"}'], source="runs.jsonl")
-    assert target.list_runs() == []
+    assert target.list_runs() == [] and not target.path.exists()

@@ -38,18 +38,32 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def print_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+def rich_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, whole: Sequence[str] = ()
+) -> Any:
+    """A rich Table; the ``whole`` columns (identifiers a user copies) are never cut or wrapped."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        if column in whole:
+            width = max([len(column), *(len(str(row[index])) for row in rows)])
+            table.add_column(column, no_wrap=True, min_width=width, overflow="fold")
+        else:
+            table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    return table
+
+
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, whole: Sequence[str] = ()
+) -> None:
     """A rich table on a terminal, tab-separated plain text elsewhere (easy to grep and parse)."""
     if sys.stdout.isatty():
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*(str(c) for c in row))
-        Console().print(table)
+        Console().print(rich_table(columns, rows, title, whole))
         return
     if title:
         click.echo(f"# {title}")

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from pathlib import Path
+from typing import Iterator
 
 import click
 
 from hasten.callbacks.progress import ProgressBar
 from hasten.cli.common import echo_json, fmt_seconds, open_store, store_option
-from hasten.core.time import Duration
+from hasten.core.time import Duration, Interval
 from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods
 from hasten.recipes.recipe import run_arguments
 from hasten.store.environment import capture_environment
 from hasten.workloads.base import get_workload
-from hasten.workloads.resume import new_run, resolve_resume
-from hasten.workloads.runner import build_trainer
+from hasten.workloads.resume import new_run, refuse_changed_settings, resolve_resume
+from hasten.workloads.runner import build_trainer, check_seed
 
 
 @click.command()
@@ -25,7 +29,7 @@ from hasten.workloads.runner import build_trainer
 @click.option("--recipe", "-r", "recipe", default=None, metavar="NAME|FILE",
               help="Train a named recipe (see 'hasten recipes') or a recipe YAML file instead of --method.")
 @click.option("--duration", "-d", default=None, help="Budget, e.g. 10ep, 2000ba, 6e5sp, 2e5tok. Default: the workload's.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="0 to 2**63-1.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default=None,
               help="fp32 (default), bf16 autocast, or auto: bf16 only where microbench measures it faster.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -44,8 +48,9 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
           data_dir: str | None, store_path: str | None, schedule: str, resume: str | None,
           checkpoint_interval: str, no_checkpoints: bool, deterministic: bool, as_json: bool) -> None:
     """Train WORKLOAD's baseline recipe, plus any --method, and record the run."""
+    # Everything the user typed is checked before the store is touched: a refused command writes nothing.
     spec = get_workload(workload)
-    build_methods(list(methods))  # bad input fails here, before the store is touched
+    build_methods(list(methods))
     recipe_args: dict = {}
     if recipe is not None:
         if methods:
@@ -56,10 +61,23 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
     precision = precision or "fp32"
     if duration is not None:
         Duration(duration)
+    check_seed(seed)
+    if resume is not None and not resume.strip():
+        raise ConfigError("--resume was given an empty run id", "give a run id from 'hasten runs', or 'latest'")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"data folder {data_dir!r} does not exist",
+                          "give --data-dir the folder holding the data files, or leave it out")
+    if not no_checkpoints:
+        Interval(checkpoint_interval)
     store = open_store(store_path)
-    if resume:
+    store.check_writable()
+    if resume is not None:
         placed = resolve_resume(store, resume, spec.name, methods, precision=precision, data_dir=data_dir,
                                 deterministic=deterministic)
+        typed = {name: value for name, value in
+                 (("duration", duration), ("seed", seed), ("precision", precision), ("schedule", schedule))
+                 if _given(name)}
+        refuse_changed_settings(placed, typed)
         methods, duration, seed = placed.methods, placed.duration, placed.seed
         precision, schedule, data_dir = placed.precision, placed.schedule, placed.data_dir
         deterministic = placed.deterministic
@@ -77,7 +95,13 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
         resume_from=resume_from, deterministic=deterministic, config={"deterministic": deterministic},
         workload_params=recipe_args.get("workload_params"), recipe=recipe_args.get("recipe"),
     )
-    result = trainer.fit()
+    with _signals_interrupt():
+        try:
+            result = trainer.fit()
+        except Terminated as exc:
+            click.echo(f"error: run {trainer.run_id} {exc}; it is recorded as 'interrupted' (continue it with"
+                       f" 'hasten train {spec.name} --resume {trainer.run_id}')", err=True)
+            sys.exit(128 + exc.signum)
     if as_json:
         summary = result.summary()
         summary["env"] = capture_environment(trainer.state.device)
@@ -88,6 +112,41 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
         click.echo(f"error: run {result.run_id} diverged: {result.error}; it is recorded as 'diverged'"
                    " (lower the learning rate or check the methods)", err=True)
         sys.exit(1)
+
+
+def _given(name: str) -> bool:
+    """Whether the user typed ``--name`` (as opposed to its default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP during a run: unwinds like Ctrl-C so the run is recorded 'interrupted'."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """A run told to stop (SIGTERM from a scheduler, SIGHUP from a closed terminal) records that it
+    stopped. SIGKILL cannot be caught: readers detect that run's dead process instead."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[signum] = signal.signal(signum, stop)
+        except ValueError:  # not the main thread (e.g. called from a test runner thread)
+            pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _print_summary(result, spec) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,10 @@ UNIT_HELP = "ep (epochs), ba (optimizer steps), sp (samples), tok (tokens), dur 
 _PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ep|ba|sp|tok|dur)\s*$")
 
 
+_WHOLE = {TimeUnit.BATCH: "batch", TimeUnit.SAMPLE: "sample", TimeUnit.TOKEN: "token"}
+MAX_STEPS = 10**9  # far beyond any real run (GPT-3: ~1e5 steps); a budget past it never ends
+
+
 @dataclass(frozen=True)
 class Time:
     """An amount of training in one unit. Compare only within the same unit."""
@@ -50,7 +54,13 @@ class Time:
                 f"malformed time {text!r}",
                 f"write a number followed by a unit: {UNIT_HELP}; e.g. '10ep', '500ba', '0.5dur'",
             )
-        return cls(float(match.group(1)), TimeUnit(match.group(2)))
+        value, unit = float(match.group(1)), TimeUnit(match.group(2))
+        if unit in _WHOLE and math.isfinite(value) and not value.is_integer():
+            raise ConfigError(
+                f"{text!r} is a fraction of a {_WHOLE[unit]}, which cannot be run",
+                f"give a whole number of {_WHOLE[unit]}s, e.g. '{max(1, round(value))}{unit.value}' (or use ep)",
+            )
+        return cls(value, unit)
 
     def __str__(self) -> str:
         number = int(self.value) if float(self.value).is_integer() else self.value
@@ -106,6 +116,24 @@ def Duration(text: "str | Time") -> Time:
     if time.value <= 0:
         raise ConfigError(f"a run's duration must be positive, got {text!r}")
     return time
+
+
+def Interval(text: "str | Time") -> Time:
+    """Parse how often something recurs (checkpoints, evaluations): a zero interval would mean never."""
+    time = Time.parse(text)
+    if time.value <= 0:
+        raise ConfigError(f"an interval must be positive, got {str(text)!r}",
+                          "give e.g. '500ba', '1ep' or '0.1dur' (or turn the feature off instead)")
+    return time
+
+
+def check_run_length(steps: float, duration: Time) -> None:
+    """Refuse a budget that cannot finish: more optimizer steps than any run could take."""
+    if not steps <= MAX_STEPS:
+        raise ConfigError(
+            f"duration {duration} is {steps:.3g} optimizer steps, more than the {MAX_STEPS:.0e} any run could finish",
+            "give a shorter --duration (or a smaller scale_schedule ratio)",
+        )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, overload
 
@@ -87,6 +88,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
             raise ConfigError(f"malformed parameter {item!r} in method {spec!r}", "write key=value, e.g. mixup:alpha=0.2")
+        if key.strip() in params:
+            raise ConfigError(f"parameter {key.strip()!r} is given twice in method {spec!r}", "give each parameter once")
         params[key.strip()] = value.strip()
     return name.strip(), params
 
@@ -112,15 +115,21 @@ def _coerce(method: str, key: str, raw: str, default: Any) -> Any:
         return int(value)
     if isinstance(default, float):
         try:
-            return float(raw)
+            number = float(raw)
         except ValueError:
             raise fail("a number") from None
+        if not math.isfinite(number):  # NaN passes every range check a method makes ('alpha <= 0' is False)
+            raise fail("a finite number")
+        return number
     if default is None:
         for convert in (int, float):
             try:
-                return convert(raw)
+                value = convert(raw)
             except ValueError:
-                pass
+                continue
+            if not math.isfinite(value):
+                raise fail("a finite number")
+            return value
         if raw.lower() in ("none", "null"):
             return None
     return raw

@@ -2,7 +2,9 @@
 
 Every call opens its own short-lived connection, so several processes (a sweep with
 ``--jobs``, two terminals) can write at once; SQLite serialises writers and the busy
-timeout makes them wait rather than fail.
+timeout makes them wait rather than fail. The file is created on the first write, so a
+command refused for bad input leaves nothing behind; reading a store that does not exist
+yet reads no runs.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import sqlite3
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from hasten.errors import StoreError
+from hasten.errors import ConfigError, StoreError
+from hasten.store.liveness import is_dead
 from hasten.store.records import STATUSES, EvalPoint, RunRecord
+from hasten.store.schema import SchemaError, check_run
 
 DEFAULT_STORE = Path("hasten-runs") / "hasten.db"
 
@@ -60,6 +64,7 @@ CREATE TABLE IF NOT EXISTS evals (
 );
 """
 
+_EVAL_COLUMNS = {"run_id", "step", "samples", "tokens", "epoch", "train_time_s", "metrics"}
 _JSON_FIELDS = ("methods", "final", "env", "config")
 _RUN_COLUMNS = (
     "run_id", "workload", "recipe", "methods", "seed", "duration", "schedule", "metric",
@@ -73,6 +78,10 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0))
+
+
 def default_store_path() -> Path:
     return Path(os.environ.get("HASTEN_STORE") or DEFAULT_STORE)
 
@@ -82,31 +91,113 @@ class RunStore:
 
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
+        self._ready = self._schema_ok = False
+        for parent in (self.path, *self.path.parents):
+            if parent.exists():
+                if parent != self.path and not parent.is_dir():
+                    raise self._error(f"{parent} is a file, not a folder")
+                if parent == self.path and not parent.is_file():
+                    raise self._error("it is not a file")
+                break
+
+    def _error(self, reason: object) -> StoreError:
+        text = str(reason).splitlines()[0] if str(reason) else repr(reason)
+        return StoreError(
+            f"cannot open run store {self.path}: {text}",
+            "pass --store PATH (or set HASTEN_STORE) to a writable hasten SQLite file",
+        )
+
+    def check_writable(self) -> None:
+        """Refuse, before any work starts, a store that is not ours or cannot be written."""
+        if self.path.exists():
+            with self._connect():
+                pass
+            for target in (self.path, self.path.parent):  # the folder too: SQLite writes its WAL beside
+                if not _writable(target):
+                    raise self._error(f"{target} is read-only")
+            return
+        folder = next(p for p in self.path.parents if p.exists())
+        if not _writable(folder):
+            raise self._error(f"{folder} is read-only")
+
+    def _create(self) -> None:
+        """Make the file and its tables (first write only)."""
+        if self._ready:
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as conn:
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout=60000")
+                conn.execute("BEGIN IMMEDIATE")  # one creator at a time; readers see all tables or none
+                try:
+                    self._check_schema(conn)  # someone else's database is refused, not extended
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        conn.execute(statement)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.DatabaseError) as exc:
-            raise StoreError(
-                f"cannot open run store {self.path}: {exc}",
-                "pass --store PATH (or set HASTEN_STORE) to a writable SQLite file",
-            ) from exc
+            finally:
+                conn.close()
+        except (OSError, sqlite3.Error) as exc:
+            raise self._error(exc) from exc
+        self._ready = True
+
+    def _check_schema(self, conn: sqlite3.Connection) -> bool:
+        """A SQLite file whose tables are not hasten's is refused, not written into. False for a
+        database with no tables yet (another process is creating the store this moment)."""
+        if self._schema_ok:
+            return True
+        if not conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            return False
+        for table, columns in (("runs", set(_RUN_COLUMNS)), ("evals", _EVAL_COLUMNS)):
+            found = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if not found:
+                raise self._error(f"it has no '{table}' table: not a hasten run store")
+            if not columns <= found:
+                raise self._error(f"its '{table}' table lacks {', '.join(sorted(columns - found))}:"
+                                  " not a hasten run store (or one from another version)")
+        self._schema_ok = True
+        return True
 
     @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection | None]:
+        """A connection to the checked store; None (reads only) while the store has no tables yet."""
+        if write:
+            self._create()
         try:
-            conn.execute("PRAGMA busy_timeout=60000")
-            conn.execute("PRAGMA foreign_keys=ON")
+            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            try:
+                conn.execute("PRAGMA busy_timeout=60000")
+                conn.execute("PRAGMA foreign_keys=ON")
+                ready = self._check_schema(conn)
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
             conn.row_factory = sqlite3.Row
-            yield conn
+            yield conn if ready else None
+        except sqlite3.OperationalError as exc:
+            raise self._error(exc) from exc
         finally:
             conn.close()
 
     @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _read(self) -> Iterator[sqlite3.Connection | None]:
+        """A connection for reading, or None when the store has not been created yet."""
+        if not self.path.exists():
+            yield None
+            return
         with self._connect() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._connect(write=True) as conn:
+            assert conn is not None  # _create made the tables
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -164,12 +255,13 @@ class RunStore:
     # reading ------------------------------------------------------------------
     def get_run(self, run_id: str, with_evals: bool = True) -> RunRecord:
         """One run by id; ``"latest"`` means the most recently created."""
-        with self._connect() as conn:
-            if run_id == "latest":
+        with self._read() as conn:
+            row = None
+            if conn is not None and run_id == "latest":
                 row = conn.execute("SELECT * FROM runs ORDER BY created_at DESC, rowid DESC LIMIT 1").fetchone()
-            else:
+            elif conn is not None:
                 row = conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            if row is None:
+            if row is None or conn is None:
                 what = "no runs yet" if run_id == "latest" else f"no run {run_id!r}"
                 raise StoreError(f"{what} in {self.path}", "list runs with 'hasten runs'")
             record = self._from_row(row)
@@ -187,15 +279,17 @@ class RunStore:
         with_evals: bool = False,
     ) -> list[RunRecord]:
         clauses, args = [], []
-        for column, value in (("workload", workload), ("recipe", recipe), ("status", status),
-                              ("schedule", schedule)):
+        for column, value in (("workload", workload), ("recipe", recipe), ("schedule", schedule)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self._connect() as conn:
+        with self._read() as conn:
+            if conn is None:
+                return []
             rows = conn.execute(f"SELECT * FROM runs {where} ORDER BY created_at, rowid", args).fetchall()
             records = [self._from_row(r) for r in rows]
+            records = [r for r in records if status is None or r.status == status]  # after the liveness check
             if with_evals:
                 for record in records:
                     record.evals = self._evals(conn, record.run_id)
@@ -205,7 +299,9 @@ class RunStore:
         self, workload: str, recipe: str, duration: str, seed: int, schedule: str = "scaled"
     ) -> RunRecord | None:
         """A finished run of exactly this point, so sweeps can skip it."""
-        with self._connect() as conn:
+        with self._read() as conn:
+            if conn is None:
+                return None
             row = conn.execute(
                 "SELECT * FROM runs WHERE workload = ? AND recipe = ? AND duration = ? AND seed = ?"
                 " AND schedule = ? AND status = 'completed' ORDER BY created_at DESC LIMIT 1",
@@ -238,7 +334,12 @@ class RunStore:
         for key in _JSON_FIELDS:
             data[key] = json.loads(data[key])
         data["higher_is_better"] = bool(data["higher_is_better"])
-        return RunRecord(**data)
+        record = RunRecord(**data)
+        if record.status == "running" and is_dead(record.env):
+            record.status = "interrupted"  # what a reader sees; the row is left as written
+            record.error = record.error or (f"process {record.env.get('pid')} on {record.env.get('host')} ended"
+                                            " without finishing (killed?)")
+        return record
 
     # moving runs in and out -----------------------------------------------------
     def export_jsonl(self, out: IO[str], workload: str | None = None) -> int:
@@ -248,20 +349,24 @@ class RunStore:
             out.write(record.to_json() + "\n")
         return len(runs)
 
-    def import_jsonl(self, lines: Iterable[str], source: str = "input") -> tuple[int, int]:
+    def import_jsonl(self, lines: Iterable[str | bytes], source: str = "input") -> tuple[int, int]:
         """Read runs written by ``export_jsonl``. Returns (imported, skipped as already present).
 
-        The whole file is checked before anything is written, so a bad line imports nothing.
+        Every line is checked against the run schema before anything is written, so a bad
+        line imports nothing (and creates no store).
         """
         records = []
         for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
             try:
-                records.append(RunRecord.from_dict(json.loads(line)))
-            except (ValueError, TypeError, KeyError) as exc:
-                raise StoreError(
-                    f"{source} line {number} is not a hasten run: {exc}",
+                text = line.decode("utf-8") if isinstance(line, bytes) else line
+                if not text.strip():
+                    continue
+                records.append(check_run(json.loads(text)))
+            except (SchemaError, ValueError, RecursionError) as exc:
+                reason = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else (
+                    "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:300])
+                raise ConfigError(
+                    f"{source} line {number} is not a hasten run: {reason}; nothing was imported",
                     "import files written by 'hasten runs export'",
                 ) from exc
         imported = skipped = 0

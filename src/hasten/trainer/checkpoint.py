@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +78,37 @@ def prune_checkpoints(directory: str | os.PathLike, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint file (or the newest in a directory); one clear error if it is unusable."""
+def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a checkpoint file, or the newest intact one in a directory; one clear error if none is usable.
+
+    In a directory a damaged newest file (a disk error, a copy cut short) falls back to the
+    one before it, with a warning: the run repeats a few steps instead of being lost.
+    ``required`` names keys the payload must hold.
+    """
     path = Path(path)
-    if path.is_dir():
-        newest = latest_checkpoint(path)
-        if newest is None:
-            raise CheckpointError(f"no checkpoints in {path}", "check --checkpoint-dir, or start a new run")
-        path = newest
+    if not path.is_dir():
+        return _load_file(path, required)
+    found = list_checkpoints(path)
+    if not found:
+        raise CheckpointError(f"no checkpoints in {path}", "check --checkpoint-dir, or start a new run")
+    problems = []
+    for candidate in reversed(found):
+        try:
+            payload = _load_file(candidate, required)
+        except CheckpointError as exc:
+            problems.append(exc)
+            continue
+        if problems:
+            warnings.warn(f"{len(problems)} newer checkpoint(s) in {path} cannot be used ({problems[0].problem});"
+                          f" continuing from {candidate.name}", stacklevel=2)
+        return payload
+    raise CheckpointError(
+        f"none of the {len(found)} checkpoints in {path} can be used; the newest: {problems[0].problem}",
+        "start a new run (the damaged files stay where they are for inspection)",
+    )
+
+
+def _load_file(path: Path, required: tuple[str, ...]) -> dict[str, Any]:
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist", "check the path, or start a new run")
     try:
@@ -93,7 +117,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise CheckpointError(
             f"cannot read checkpoint {path}: truncated, corrupt or not a PyTorch file ({reason})",
-            "resume from an earlier checkpoint or start a new run",
+            "resume from its run (an older intact checkpoint is used automatically) or start a new run",
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
@@ -102,4 +126,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         )
     if payload.get("version") != VERSION:
         raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}, this hasten reads {VERSION}")
+    missing = [key for key in required if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: damaged or not written by a Trainer",
+                              "resume from its run (an older intact checkpoint is used automatically) or start a new run")
     return payload

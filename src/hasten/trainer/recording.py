@@ -10,6 +10,7 @@ from hasten.core.algorithm import Algorithm
 from hasten.core.state import State
 from hasten.errors import StoreError
 from hasten.store.environment import capture_environment
+from hasten.store.liveness import process_identity
 from hasten.store.records import RunRecord
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def describe_run(
     config.setdefault("device", str(state.device))
     config.setdefault("grad_accum", state.grad_accum)
     if checkpoint_dir is not None:
-        config.setdefault("checkpoint_dir", str(checkpoint_dir))
+        config.setdefault("checkpoint_dir", str(Path(checkpoint_dir).resolve()))  # resumable from any directory
     return info
 
 
@@ -60,9 +61,12 @@ def load_average() -> float | None:
 
 
 def open_run(store: "RunStore", run_id: str, state: State) -> None:
-    """Create the run's record, or, when resuming, drop eval points past the checkpoint."""
+    """Create the run's record, or, when resuming, drop eval points past the checkpoint.
+
+    The record names the process and host training it, so a reader can tell a run that
+    was killed (SIGKILL leaves no chance to say so) from one still running."""
     try:
-        store.get_run(run_id, with_evals=False)
+        existing = store.get_run(run_id, with_evals=False)
     except StoreError:
         info = state.run_info
         store.create_run(
@@ -76,13 +80,30 @@ def open_run(store: "RunStore", run_id: str, state: State) -> None:
                 schedule=info["schedule"],
                 metric=info["metric"],
                 higher_is_better=bool(info["higher_is_better"]),
-                env={**capture_environment(state.device), "load_start": load_average()},
+                env={**capture_environment(state.device), **process_identity(), "load_start": load_average()},
                 config=plain(info["config"]),
             )
         )
         return
     store.truncate_evals(run_id, state.timestamp.batch)
-    store.update_run(run_id, status="running", error=None)
+    store.update_run(run_id, status="running", error=None, env={**existing.env, **process_identity()})
+
+
+def record_progress(store: "RunStore", run_id: str, state: State) -> None:
+    """Counters and times so far, written with each checkpoint: a run that dies later still shows
+    how far it got (and the write is its heartbeat)."""
+    totals = state.timer.state_dict()
+    store.update_run(
+        run_id,
+        steps=state.timestamp.batch,
+        samples=state.timestamp.sample,
+        tokens=state.timestamp.token,
+        train_time_s=totals["train"],
+        eval_time_s=totals["eval"],
+        data_wait_s=totals["data_wait"],
+        checkpoint_time_s=totals["checkpoint"],
+        warmup_time_s=totals["warmup"],
+    )
 
 
 def finish_run(store: "RunStore", result: "FitResult") -> None:

@@ -33,8 +33,32 @@ def capture(trainer: "Trainer") -> dict[str, Any]:
     }
 
 
+REQUIRED = ("model", "optimizer", "scheduler", "algorithms", "rng", "timestamp", "timer", "evals")
+
+
+def load(trainer: "Trainer", source: Any) -> None:
+    """Continue ``trainer`` from a checkpoint file or the newest intact one in a folder."""
+    restore(trainer, ckpt.load_checkpoint(source, required=REQUIRED))
+
+
 def restore(trainer: "Trainer", payload: dict[str, Any]) -> None:
-    """Load a checkpoint into a freshly built Trainer (surgery already redone at INIT)."""
+    """Load a checkpoint into a freshly built Trainer (surgery already redone at INIT).
+
+    A payload that loads but does not hold what a Trainer writes (missing keys, an RNG state
+    of the wrong shape, counters of the wrong type) is one CheckpointError, not a traceback."""
+    missing = [key for key in REQUIRED if key not in payload]
+    if missing:
+        raise CheckpointError(f"checkpoint lacks {', '.join(missing)}: damaged or not written by a Trainer",
+                              "start a new run")
+    try:
+        _restore(trainer, payload)
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"checkpoint holds a malformed state ({type(exc).__name__}: {reason})",
+                              "resume from an intact checkpoint of the same run, or start a new run") from exc
+
+
+def _restore(trainer: "Trainer", payload: dict[str, Any]) -> None:
     from hasten.trainer.trainer import is_torch_scheduler
 
     state, algorithms = trainer.state, trainer.engine.algorithms

@@ -69,6 +69,17 @@ class TimingBuckets:
             self._current = previous
 
     @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Charge the enclosed time to no bucket (bookkeeping such as the first store write)."""
+        previous = self._current
+        self.stop()
+        try:
+            yield
+        finally:
+            if previous is not None:
+                self.start(previous)
+
+    @contextlib.contextmanager
     def data_wait(self) -> Iterator[None]:
         start = time.perf_counter()
         try:

@@ -22,7 +22,7 @@ from hasten.core.engine import Engine
 from hasten.core.event import Event
 from hasten.core.metrics import CrossEntropy, Metric
 from hasten.core.state import State
-from hasten.core.time import Duration, Rates, Time, TimeUnit
+from hasten.core.time import Duration, Interval, Rates, Time, TimeUnit, check_run_length
 from hasten.errors import ConfigError
 from hasten.store.records import EvalPoint
 from hasten.trainer import checkpoint as ckpt
@@ -116,7 +116,7 @@ class Trainer:
         device = resolve_device(device)
         self.deterministic = deterministic
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.checkpoint_interval = Time.parse(checkpoint_interval) if checkpoint_interval else None
+        self.checkpoint_interval = Interval(checkpoint_interval) if checkpoint_interval else None
         self.keep_checkpoints = keep_checkpoints
         self.resume_from = resume_from
         self.store = store
@@ -124,6 +124,7 @@ class Trainer:
         self.evals: list[EvalPoint] = []
         self.run_id = run_id or uuid.uuid4().hex[:10]
         self._status = "running"
+        self._run_opened = False  # the store row is written at the first step, eval or checkpoint
 
         train_source = as_source(train_data, seed)
         factory = optimizer if callable(optimizer) and not isinstance(optimizer, torch.optim.Optimizer) else None
@@ -202,10 +203,10 @@ class Trainer:
         self._build_optimizer()
         state.extra["rates"] = self._rates()
         state.extra["total_steps"] = max(1, math.ceil(state.extra["rates"].to_steps(state.max_duration)))
+        check_run_length(state.extra["total_steps"], state.max_duration)
         self._plan_intervals()
         if self.resume_from is not None:
             self._load(self.resume_from)
-        self._open_run()
         timer.start("train")
         try:
             self.engine.run_event(Event.FIT_START)
@@ -221,8 +222,14 @@ class Trainer:
         except Diverged as exc:
             self._status = "diverged"
             self._error = str(exc)
-        except KeyboardInterrupt:
-            self._finish("interrupted", "interrupted by the user")
+        except KeyboardInterrupt as exc:
+            self._finish("interrupted", str(exc) or "interrupted by the user")
+            raise
+        except ConfigError as exc:
+            if not self._run_opened:  # bad input found before the first step: nothing was written
+                timer.stop()
+                raise
+            self._finish("failed", f"{type(exc).__name__}: {exc}")
             raise
         except BaseException as exc:
             self._finish("failed", f"{type(exc).__name__}: {exc}")
@@ -276,6 +283,8 @@ class Trainer:
             self.engine.run_event(Event.BATCH_END)
         if in_warmup:
             state.warmup_steps_remaining -= 1
+        if not self._run_opened:
+            self._open_run()  # the first step ran, so the input was good: now the run is recorded
         return True
 
     def _end_epoch(self) -> None:
@@ -361,6 +370,7 @@ class Trainer:
         )
         self.evals.append(point)
         if self.store is not None:
+            self._open_run()
             self.store.add_eval(self.run_id, point)
         return results
 
@@ -423,15 +433,22 @@ class Trainer:
             path = ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch)
             ckpt.save_checkpoint(path, resume.capture(self))
             ckpt.prune_checkpoints(self.checkpoint_dir, self.keep_checkpoints)
+        if self.store is not None:
+            self._open_run()
+            with state.timer.paused():
+                recording.record_progress(self.store, self.run_id, state)
         return path
 
     def _load(self, source: str | os.PathLike) -> None:
-        resume.restore(self, ckpt.load_checkpoint(source))
+        resume.load(self, source)
 
     # ------------------------------------------------------------ the record
     def _open_run(self) -> None:
-        if self.store is not None:
-            recording.open_run(self.store, self.run_id, self.state)
+        """Write the run's row once; its time is charged to no bucket."""
+        if self.store is not None and not self._run_opened:
+            with self.state.timer.paused():
+                recording.open_run(self.store, self.run_id, self.state)
+            self._run_opened = True
 
     def _finish(self, status: str, error: str | None) -> FitResult:
         state = self.state
@@ -449,6 +466,7 @@ class Trainer:
             run_info=state.run_info,
         )
         if self.store is not None:
+            self._open_run()
             recording.finish_run(self.store, result)
         return result
 

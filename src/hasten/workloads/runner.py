@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import torch
 
 from hasten.core.callback import Callback
-from hasten.core.time import Duration, Rates
+from hasten.core.time import Duration, Interval, Rates
 from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods, recipe_name
 from hasten.optim.schedules import MultiplicativeCyclic
@@ -19,6 +19,12 @@ from hasten.trainer.trainer import Trainer, resolve_device, seed_everything
 from hasten.workloads.base import Workload, get_workload
 
 SCHEDULES = ("scaled", "cyclic")
+MAX_SEED = 2**63 - 1  # the store's INTEGER; torch takes 64 bits, numpy folds it to 32
+
+
+def check_seed(seed: int) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed {str(seed)[:30]} is out of range", "give a whole number from 0 to 2**63-1")
 
 
 def _total_steps(train_data: Any, duration: str) -> int:
@@ -66,6 +72,12 @@ def build_trainer(
     names the run's recipe in the store (default: the methods joined by '+').
     """
     workload = get_workload(workload).with_params(workload_params)
+    check_seed(seed)
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise ConfigError(f"data folder {str(data_dir)!r} does not exist",
+                          "give --data-dir the folder holding the data files, or leave it out")
+    if checkpoint_interval is not None:
+        Interval(checkpoint_interval)
     if schedule not in SCHEDULES:
         raise ConfigError(f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
     duration = str(Duration(duration or workload.default_duration))
