@@ -44,7 +44,8 @@ def _measure_with(monkeypatch, fp32: float, load: float = 0.1):
     def fake(device, *, quick=False, sweep=False, rounds=None):
         threads = peaks_module._identity(device)
         return peaks_module.Peaks(*threads, matmul_flops={"float32": fp32, "bfloat16": 1e9}, bandwidth=5e9,
-                                  op_overhead_s=2e-6, quick=quick, load_average={"start": [load] * 3, "end": [load] * 3})
+                                  op_overhead_s=2e-6, quick=quick,
+                                  load_average={"start": [load] * 3, "end": [load] * 3})
     monkeypatch.setattr(peaks_module, "measure_peaks", fake)
 
 
@@ -90,5 +91,6 @@ def test_out_creates_a_missing_folder_and_says_so_but_refuses_a_file_as_folder(t
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:4] == b"\x89PNG" and f"created folder {out.parent}" in result.stderr
     (tmp_path / "afile").write_text("x")
-    bad = CliRunner().invoke(cli, ["microbench", "--quick", "--device", "cpu", "--out", str(tmp_path / "afile" / "r.png")])
+    bad = CliRunner().invoke(cli, ["microbench", "--quick", "--device", "cpu",
+                                   "--out", str(tmp_path / "afile" / "r.png")])
     assert bad.exit_code == 2 and "is a file, not a folder" in bad.stderr

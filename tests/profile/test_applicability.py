@@ -142,22 +142,39 @@ def test_a_surgery_that_finds_its_target_is_kept():
 
 
 # -------------------------------------------------------------- the whole profile
-def _every_recommendation_applies(report, model, example):
+def _split_is_complete(report, model, example):
+    """Every catalogue method for the verdict (and secondary) is either recommended and applies,
+    or left out with the reason ``why_not`` gives: whatever verdict the machine's load leads to."""
     facts = inspect_loop(model, example_input=example)
-    for rec in report.recommendations:
-        assert why_not(CARDS[rec.method], facts) is None, rec.method
+    wanted = {report.verdict} | ({report.secondary} if report.secondary else set())
+    listed = {n for n, c in CARDS.items() if wanted & set(c.bottleneck)}
+    recommended = {r.method for r in report.recommendations}
+    left = {x.method: x.why for x in report.left_out}
+    assert recommended | set(left) == listed and not recommended & set(left)
+    for name in listed:
+        assert (why_not(CARDS[name], facts) is None) == (name in recommended), name
 
 
 def test_profiling_a_cnn_recommends_only_what_applies():
     model = SmallCNN()
     report = profile(model, images(), F.cross_entropy)
-    names = {r.method for r in report.recommendations} | {r.method for r in report.left_out}
     mine = {r.method for r in report.recommendations}
     assert not mine & {"low_precision_norm", "gated_linear_units", "stochastic_depth", "seq_length_warmup"}
-    assert {x.method for x in report.left_out} <= names and report.left_out
-    _every_recommendation_applies(report, model, images(1)[0][0])
-    assert "left out, as they cannot help this loop" in report.render()
-    assert all(x["why"] for x in report.to_dict()["left_out"])
+    _split_is_complete(report, model, images(1)[0][0])
+    assert ("left out, as they cannot help this loop" in report.render()) == bool(report.left_out)
+
+
+def test_a_memory_verdict_on_a_cnn_leaves_out_norm_and_text_methods():
+    from hasten.profile.recommend import recommend_for_loop
+
+    evidence = {"shares": {"data": 0.0, "host": 0.1, "memory": 0.8, "compute": 0.1, "communication": 0.0},
+                "step_time_s": 0.05, "memory_time_s": 0.04, "bytes_per_step": 1e9, "arithmetic_intensity": 1.0,
+                "ridge_point": 10.0}
+    facts = inspect_loop(SmallCNN(), example_input=images(1)[0][0])
+    recs, left = recommend_for_loop("memory", evidence, facts=facts)
+    assert "channels_last" in {r.method for r in recs}
+    assert {x.method for x in left} >= {"low_precision_norm"}
+    assert all(x.why for x in left)
 
 
 def test_profiling_a_gpt_in_bf16_does_not_recommend_bf16_or_image_methods():
@@ -171,7 +188,6 @@ def test_profiling_a_gpt_in_bf16_does_not_recommend_bf16_or_image_methods():
         assert left["precision"].startswith("already on")
     facts = inspect_loop(model, example_input=tokens(1)[0][0], census=None)
     assert "precision" not in facts.in_use  # seen from the step's operations, not from the model
-    _every_recommendation_applies(report, model, tokens(1)[0][0])
 
 
 def test_bf16_matmuls_in_the_census_mark_precision_as_on():

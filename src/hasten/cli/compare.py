@@ -92,7 +92,8 @@ def compare(workload: str, baseline: str, target: float | None, schedule: str, r
          _x(r["steps_factor"]), _x(r["time_per_step_factor"]), r["status"])
         for r in rows
     ]
-    columns: tuple[str, ...] = ("recipe", "time to target", "speedup", "95% CI", "steps-to-quality", "time-per-step", "status")
+    columns: tuple[str, ...] = ("recipe", "time to target", "speedup", "95% CI", "steps-to-quality", "time-per-step",
+                                "status")
     if result.contention:
         columns += ("busy-machine runs",)
         table = [(*row, _busy(result, r["recipe"], baseline)) for row, r in zip(table, rows)]

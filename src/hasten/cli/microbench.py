@@ -110,7 +110,8 @@ def microbench(device: str, quick: bool, rounds: int | None, replace: bool, out:
         ("matmul bf16", f"{stored.matmul_flops['bfloat16'] / 1e9:.1f} GFLOP/s",
          f"{measured.matmul_flops['bfloat16'] / 1e9:.1f} GFLOP/s"),
         ("copy bandwidth", f"{stored.bandwidth / 1e9:.1f} GB/s", f"{measured.bandwidth / 1e9:.1f} GB/s"),
-        ("ridge point (fp32)", f"{stored.ridge('float32'):.1f} FLOP/byte", f"{measured.ridge('float32'):.1f} FLOP/byte"),
+        ("ridge point (fp32)", f"{stored.ridge('float32'):.1f} FLOP/byte",
+         f"{measured.ridge('float32'):.1f} FLOP/byte"),
         ("one empty operation", f"{stored.op_overhead_s * 1e6:.1f} us", f"{measured.op_overhead_s * 1e6:.1f} us"),
     ]
     threads = f", {stored.threads} thread{'s' if stored.threads != 1 else ''}" if stored.device_type == "cpu" else ""

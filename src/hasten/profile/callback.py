@@ -25,13 +25,8 @@ class ProfilerCallback(Callback):
         self.profiler.extend_warmup(state.warmup_steps_remaining + 1)
         if self.profiler.model is None:
             self.profiler.model = state.model  # as the recipe's methods left it
-        if self.profiler.example_input is None and state.train_data is not None:
-            from hasten.methods.surgery import sample_inputs
-
-            try:
-                self.profiler.example_input = sample_inputs(state.train_data, 2).to(state.device)
-            except Exception:  # a source that cannot give a sample: residual connections stay unchecked
-                self.profiler.example_input = None
+        if self.profiler.example_input is None:
+            self.profiler.example_source = (state.train_data, state.device)  # sampled at report time
         total = state.extra.get("total_steps")
         if total is not None:
             self.profiler.step_budget = self.profiler.completed + total - state.timestamp.batch

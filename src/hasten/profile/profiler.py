@@ -107,6 +107,7 @@ class Profiler:
         self.exclude = tuple(exclude)
         self.model = model
         self.example_input = example_input
+        self.example_source: tuple[Any, Any] | None = None  # (batch source, device): inputs drawn when reporting
         self.completed = 0
         self.phase = WARMUP if skip > 0 else TIMED
         self._in_phase = 0
@@ -332,7 +333,7 @@ class Profiler:
         if self._census_result is not None and self._census_result.error:
             evidence["notes"].insert(0, f"the operation census failed ({self._census_result.error})")
         decision = decide(evidence["shares"])
-        facts = inspect_loop(self.model, example_input=self.example_input, census=census, modality=self.modality)
+        facts = inspect_loop(self.model, example_input=self._example(), census=census, modality=self.modality)
         recommendations, left_out = recommend_for_loop(
             decision.verdict, evidence, secondary=decision.secondary, exclude=self.exclude, facts=facts,
             bf16_speedup=peaks.peak_flops("bfloat16") / peaks.peak_flops("float32"))
@@ -346,6 +347,20 @@ class Profiler:
             rule=decision.rule,
             advice=build_advice(decision.verdict, decision.secondary, peaks),
         )
+
+
+    def _example(self) -> Any:
+        """One small batch of model inputs for the residual probe: given, seen by ``wrap``, or drawn
+        from the Trainer's source now (after timing, so the draw costs the run nothing)."""
+        if self.example_input is None and self.example_source is not None and self.model is not None:
+            from hasten.methods.surgery import sample_inputs
+
+            source, device = self.example_source
+            try:
+                self.example_input = sample_inputs(source, 2).to(device)
+            except Exception:  # a source that cannot give a sample: residual connections stay unchecked
+                self.example_source = None
+        return self.example_input
 
 
 class _Step:

@@ -101,7 +101,8 @@ class TimingBuckets:
 
     def state_dict(self) -> dict[str, float]:
         state = {k: self.elapsed(k) for k in BUCKETS}
-        state["train_cpu"] = self.train_cpu + (time.process_time() - self._cpu_since if self._current == "train" else 0.0)
+        open_cpu = time.process_time() - self._cpu_since if self._current == "train" else 0.0
+        state["train_cpu"] = self.train_cpu + open_cpu
         return state
 
     def load_state_dict(self, state: dict[str, float]) -> None:
