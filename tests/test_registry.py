@@ -40,7 +40,8 @@ def test_unknown_names_are_one_config_error_with_suggestions():
     assert "did you mean mixup" in caught.value.hint
     with pytest.raises(ConfigError, match="unknown workload 'toys'") as caught:
         WORKLOADS.get("toys")
-    assert "known workloads: cifar10, mnist, shakespeare, toy" in caught.value.hint
+    assert "known workloads: " + ", ".join(w.name for w in WORKLOADS.entries()) in caught.value.hint
+    assert "mnist" in caught.value.hint
 
 
 def test_a_name_registered_twice_with_a_different_entry_is_refused():

@@ -41,6 +41,9 @@ MODULES: tuple[str, ...] = (
     "patch_whitening",
     "precision",
     "progressive_resizing",
+    "qk_norm",
+    "relu_squared",
+    "rotary_embeddings",
     "sam",
     "scale_schedule",
     "selective_backprop",
@@ -49,6 +52,8 @@ MODULES: tuple[str, ...] = (
     "stochastic_depth",
     "swa",
     "tta",
+    "untied_head",
+    "zero_init_projections",
 )
 
 __all__ = [
