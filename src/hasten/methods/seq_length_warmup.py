@@ -3,7 +3,8 @@
 The paper's schedule is linear: the length grows from ``min_seq_length`` to ``max_seq_length``
 over the first ``duration`` of the run, in multiples of ``step_size`` (8 suits tensor cores), and
 is ``max_seq_length`` from the end of the warm-up on (the last increment is shorter than
-``step_size`` when ``max - min`` is not a multiple of it). Short sequences make early steps cheaper and, the paper
+``step_size`` when ``max - min`` is not a multiple of it; Composer's schedule, in whole steps,
+then reaches the full length only some steps after its warm-up). Short sequences make early steps cheaper and, the paper
 shows, more stable, which allows larger batches and learning rates. ``truncate=True`` drops
 each sequence's tail; ``truncate=False`` cuts every sequence into more, shorter examples so no
 token is wasted. It reads ``state.progress`` only, so it resumes exactly.
