@@ -11,7 +11,8 @@ from hasten.cli.common import echo_json, fmt_seconds, open_store, store_option
 from hasten.core.time import Duration
 from hasten.methods.registry import build_methods
 from hasten.store.environment import capture_environment
-from hasten.workloads.base import get_workload
+from hasten.trainer.result import FitResult
+from hasten.workloads.base import Workload, get_workload
 from hasten.workloads.resume import new_run, resolve_resume
 from hasten.workloads.runner import build_trainer
 
@@ -72,7 +73,7 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         sys.exit(1)
 
 
-def _print_summary(result, spec) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(result: FitResult, spec: Workload) -> None:
     lines = [f"run {result.run_id}: {result.status} after {result.steps} steps"]
     value = result.final.get(spec.metric)
     if value is not None:
