@@ -13,8 +13,8 @@ from hasten.curves.sweep import (
     cyclic_layout,
     default_budgets,
     find_done,
-    parse_budgets,
     interleave_schedules,
+    parse_budgets,
     plan_sweep,
     run_sweep,
 )

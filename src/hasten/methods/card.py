@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hasten.bottlenecks import BOTTLENECKS
+
 COMPONENTS = ("data", "model", "optimization", "evaluation")
 ACTIONS = ("remove", "restrict", "reorder", "replace", "augment")
 MECHANISMS = ("step-cost", "step-count", "both", "memory")
-BOTTLENECKS = ("data", "host", "memory", "compute", "communication")
 # What a method needs to find in a model to act at all (the profiler looks for it before
 # recommending the method): 2-D convolutions, strided convolutions or max-pools, normalization
 # layers, plain two-layer MLP blocks, residual connections.

@@ -27,8 +27,8 @@ class ProfilerCallback(Callback):
             self.profiler.model = state.model  # as the recipe's methods left it
         if self.profiler.example_input is None:
             self.profiler.example_source = (state.train_data, state.device)  # sampled at report time
-        total = state.extra.get("total_steps")
-        if total is not None:
+        if state.plan is not None:
+            total = state.plan.total_steps
             self.profiler.step_budget = self.profiler.completed + total - state.timestamp.batch
 
     def on_before_dataloader(self, state: State) -> None:

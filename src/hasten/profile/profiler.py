@@ -29,11 +29,11 @@ from typing import Any, Iterable, Iterator
 import torch
 
 from hasten.errors import ConfigError
+from hasten.profile.applicability import inspect_loop
 from hasten.profile.census import CensusRecorder, StepCensus
 from hasten.profile.evidence import StepTimes, gather_evidence
 from hasten.profile.opclasses import DATA_SCOPE
 from hasten.profile.peaks import Peaks, get_peaks
-from hasten.profile.applicability import inspect_loop
 from hasten.profile.recommend import recommend_for_loop
 from hasten.profile.report import Report, build_advice
 from hasten.profile.trace import STEP_SCOPE, summarize_trace
