@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -78,7 +79,7 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         checkpoint_dir=checkpoint_dir, checkpoint_interval=None if no_checkpoints else checkpoint_interval,
         resume_from=resume_from, deterministic=deterministic, config={"deterministic": deterministic},
     )
-    with _signals_interrupt():
+    with _signals_interrupt(), _warnings_as_lines():
         try:
             result = trainer.fit()
         except Terminated as exc:
@@ -95,6 +96,14 @@ def train(workload: str, methods: tuple[str, ...], duration: str | None, seed: i
         click.echo(f"error: run {result.run_id} diverged: {result.error}; it is recorded as 'diverged'"
                    " (lower the learning rate or check the methods)", err=True)
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Warnings (e.g. a damaged checkpoint skipped) as one ``warning:`` line each on stderr."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *args, **kwargs: click.echo(f"warning: {message}", err=True)
+        yield
 
 
 def _given(name: str) -> bool:
