@@ -59,3 +59,11 @@ def test_import_without_metric_of_an_unknown_workload_is_refused(tmp_path):
     result = invoke("runs", "import", exported(tmp_path, metric=None, workload="mine"), "--store", str(store))
     assert result.exit_code == 2 and "its metric cannot be inferred" in result.stderr
     assert not store.exists()
+
+
+def test_listing_survives_a_string_metric_stored_before_imports_were_checked(tmp_path):
+    store = RunStore(tmp_path / "s.db")
+    store.create_run(RunRecord(run_id="old", workload="toy", duration="2ep", metric="accuracy",
+                               final={"accuracy": "high"}))  # type: ignore[dict-item]
+    result = invoke("runs", "--store", str(store.path))
+    assert result.exit_code == 0 and "'high'" in result.stdout
