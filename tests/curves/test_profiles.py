@@ -8,7 +8,6 @@ import pytest
 
 from hasten.curves.profiles import performance_ratios, profile, profile_score, profile_scores
 
-
 TIMES = {
     "w1": {"a": 10.0, "b": 20.0, "c": 50.0},
     "w2": {"a": 30.0, "b": 15.0, "c": None},   # c did not reach w2's target

@@ -15,7 +15,6 @@ from hasten.methods.stochastic_depth import StochasticDepth
 from tests.harness import TinyConvNet, assert_resumes_exactly, image_trainer_factory
 from tests.methods.model_helpers import assert_same_weights, cifar_source, reseed, train_by_hand, weights_of
 
-
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
 
 

@@ -4,9 +4,9 @@ from torch import nn
 
 from hasten.core.callback import Callback
 from hasten.core.composition import check_composition
+from hasten.core.event import Event
 from hasten.errors import ConfigError, ConflictError
 from hasten.methods import build_method
-from hasten.core.event import Event
 from hasten.methods.ema import EMA, ModelEmaV3, copy_weights
 from hasten.methods.swa import SWA
 from tests.harness import assert_resumes_exactly, image_trainer_factory

@@ -6,7 +6,6 @@ from hasten.methods.precision import Precision, bf16_autocast
 from tests.harness import TinyConvNet, assert_resumes_exactly, image_trainer_factory
 from tests.methods.optimization_loops import cifar_batches, plain_fit, same_weights, seeded_model, sgd
 
-
 # bf16 convolutions are slow on CPUs without bf16 units: a narrower net and smaller batches keep this quick.
 SMALL = dict(model=lambda: TinyConvNet(width=8), batch_size=16)
 

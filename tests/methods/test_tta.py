@@ -4,7 +4,7 @@ from torch import nn
 
 from hasten.core.event import Event
 from hasten.errors import ConfigError
-from hasten.methods.tta import TTA, tta_forward, tta_views, translate_batch
+from hasten.methods.tta import TTA, translate_batch, tta_forward, tta_views
 from tests.harness import (
     TinyConvNet,
     assert_resumes_exactly,

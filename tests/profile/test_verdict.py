@@ -43,8 +43,8 @@ def test_unknown_bottleneck_is_rejected():
 
 
 def test_v4_every_verdict_watches_a_number_the_evidence_has():
-    from tests.profile.test_evidence import PEAKS, times, trace
     from hasten.profile.evidence import gather_evidence
+    from tests.profile.test_evidence import PEAKS, times, trace
 
     evidence = gather_evidence(times(), trace({}), None, PEAKS)
     assert set(WATCH) == set(PRIORITY)

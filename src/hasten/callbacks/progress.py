@@ -32,7 +32,7 @@ class ProgressBar(Callback):
         return state.timestamp.sample / seconds if seconds > 0 else 0.0
 
     def on_fit_start(self, state: State) -> None:
-        total = state.extra.get("total_steps", 0)
+        total = state.plan.total_steps if state.plan is not None else 0
         name = self.label or f"{state.run_info.get('workload', '')} {state.run_info.get('recipe', '')}".strip()
         if self._tty:
             from rich.console import Console
@@ -57,7 +57,7 @@ class ProgressBar(Callback):
         elif state.progress + 1e-9 >= self._next_report:
             self._next_report += self.every
             self._print(
-                f"step {state.timestamp.batch}/{state.extra.get('total_steps', '?')} ({state.progress:.0%})"
+                f"step {state.timestamp.batch}/{state.plan.total_steps if state.plan is not None else '?'} ({state.progress:.0%})"
                 f" loss {state.train_loss:.4f} | {self._throughput(state):,.0f} samples/s"
                 f" | train {state.timer.elapsed('train'):.1f}s"
             )

@@ -15,7 +15,7 @@ from hasten.store.store import RunStore
 
 def comparison_options(fn: Callable) -> Callable:
     """Options shared by ``compare`` and ``report``."""
-    options = [
+    options: list[Callable[[Callable], Callable]] = [
         click.option("--baseline", default="baseline", show_default=True, help="Recipe to measure speedups against."),
         click.option("--target", type=float, default=None,
                      help="Quality to reach. Default: the workload's registered target."),

@@ -9,7 +9,8 @@ import click
 
 from hasten.cli.common import echo_json, fmt_seconds, open_store, print_table, store_option
 from hasten.curves.analysis import tradeoff_curve
-from hasten.curves.cyclic import CyclicValidation, validate_cyclic as agreement_of
+from hasten.curves.cyclic import CyclicValidation
+from hasten.curves.cyclic import validate_cyclic as agreement_of
 from hasten.curves.sweep import (
     MIN_BUDGETS,
     SweepProgress,

@@ -65,8 +65,8 @@ def methods(name: str | None, component: str | None, action: str | None, bottlen
         _echo_gaps(entries, as_json)
         return
     if as_json:
-        results = load_results()
-        echo_json([{**e.card.to_dict(), "measured": results.get(e.name, [])} for e in entries])
+        measured = load_results()
+        echo_json([{**e.card.to_dict(), "measured": measured.get(e.name, [])} for e in entries])
         return
     rows = [(e.name, e.card.component, e.card.action, e.card.mechanism, ",".join(e.card.bottleneck), e.card.summary)
             for e in entries]

@@ -17,7 +17,8 @@ from hasten.core.time import Duration, Interval
 from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods
 from hasten.store.environment import capture_environment
-from hasten.workloads.base import get_workload
+from hasten.trainer.result import FitResult
+from hasten.workloads.base import Workload, get_workload
 from hasten.workloads.resume import new_run, refuse_changed_settings, resolve_resume
 from hasten.workloads.runner import build_trainer, check_seed
 
@@ -141,7 +142,7 @@ def _signals_interrupt() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def _print_summary(result, spec) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(result: FitResult, spec: Workload) -> None:
     lines = [f"run {result.run_id}: {result.status} after {result.steps} steps"]
     value = result.final.get(spec.metric)
     if value is not None:

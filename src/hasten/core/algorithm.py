@@ -36,7 +36,7 @@ class Algorithm:
     touches: ClassVar[frozenset[str]] = frozenset()
     requires: ClassVar[frozenset[str]] = frozenset()
     removes: ClassVar[frozenset[str]] = frozenset()
-    conflicts: ClassVar[dict[str, str]] = {}
+    conflicts: dict[str, str] = {}  # a class default; an instance may narrow it (e.g. by its mode)
     priority: ClassVar[int] = 0
     resumable: ClassVar[bool] = True
 

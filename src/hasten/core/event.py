@@ -10,6 +10,28 @@ class Event(str, Enum):
 
     Forward, loss and backward events fire once per micro-batch when gradients
     are accumulated; the others fire once per optimizer step or less often.
+    The Trainer (``hasten/trainer/trainer.py``) fires them in this order::
+
+        INIT                                  # Trainer(...): model surgery
+        # fit(): build the optimizer, plan the run (state.plan), load a checkpoint if resuming
+        FIT_START
+        while not done:
+            EPOCH_START                       # unless resuming mid-epoch
+            for batch in epoch:
+                BEFORE_DATALOADER; batch = next(batches); AFTER_DATALOADER
+                BATCH_START
+                for micro_batch in split(batch, grad_accum):
+                    BEFORE_FORWARD;  outputs = model(inputs);        AFTER_FORWARD
+                    BEFORE_LOSS;     loss = loss_fn(outputs, targets); AFTER_LOSS
+                    BEFORE_BACKWARD; loss.backward();                AFTER_BACKWARD
+                # NaN guard, gradient clipping, schedule sets each group's lr
+                BEFORE_OPTIMIZER_STEP; optimizer.step(); AFTER_OPTIMIZER_STEP
+                BATCH_END                     # timestamp counts the step
+                if eval due: EVAL_START; (EVAL_BATCH_START; forward; EVAL_BATCH_END)*; EVAL_END
+                if checkpoint due: CHECKPOINT
+            EPOCH_END
+        final evaluation (if not just done); CHECKPOINT (if a checkpoint_dir is set)
+        FIT_END
     """
 
     INIT = "init"

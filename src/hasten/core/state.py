@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from hasten.core.metrics import Metric
+from hasten.core.plan import RunPlan
 from hasten.core.time import Time, Timestamp, TimeUnit
 
 
@@ -22,7 +23,9 @@ class State:
     """Mutable training state. Algorithms may change it; callbacks only read it.
 
     ``batch`` is ``(inputs, targets)``: during forward/loss/backward events it is the
-    current micro-batch. ``extra`` is scratch space algorithms share (keyed by name).
+    current micro-batch. ``plan`` (total steps, time-unit rates, eval and checkpoint steps) is
+    set once when ``fit`` starts. ``extra`` is scratch space for reports, keyed by method name:
+    no other module may depend on what is there.
     """
 
     model: nn.Module
@@ -44,6 +47,7 @@ class State:
     loss: torch.Tensor | None = None
     train_loss: float = float("nan")
     timestamp: Timestamp = field(default_factory=Timestamp)
+    plan: RunPlan | None = None
     batches_per_epoch: int = 0
     eval_forward: Callable[[nn.Module, torch.Tensor], torch.Tensor] = default_eval_forward
     eval_batch: Any = None

@@ -112,7 +112,7 @@ def Duration(text: "str | Time") -> Time:
     """Parse a run length: like ``Time.parse`` but a run cannot last a fraction of itself."""
     time = Time.parse(text)
     if time.unit is TimeUnit.DURATION:
-        raise ConfigError(f"a run's duration cannot be in 'dur' ({text!r})", f"use one of ep, ba, sp, tok")
+        raise ConfigError(f"a run's duration cannot be in 'dur' ({text!r})", "use one of ep, ba, sp, tok")
     if time.value <= 0:
         raise ConfigError(f"a run's duration must be positive, got {text!r}")
     return time

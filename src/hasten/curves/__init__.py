@@ -2,8 +2,8 @@
 (pure functions over run records, so imported runs work too), figures, and the demo."""
 
 from hasten.curves.analysis import (
-    CurvePoint,
     Crossing,
+    CurvePoint,
     Point,
     TradeoffCurve,
     first_crossing,

@@ -48,7 +48,7 @@ def _save(path: Path, arrays: Arrays) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as out:
-            np.savez(out, **arrays)
+            np.savez(out, **arrays)  # type: ignore[arg-type]  # numpy's stub mistakes ** arrays for allow_pickle
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)

@@ -17,9 +17,12 @@ import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from hasten.data.files import DataFile
 from hasten.errors import DataError
+
+if TYPE_CHECKING:
+    from hasten.data.files import DataFile  # files imports this module to fetch what is missing
 
 TIMEOUT_S = 60
 USER_AGENT = "hasten (+https://github.com/hasten)"

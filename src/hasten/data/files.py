@@ -92,7 +92,7 @@ def verify(path: Path, spec: DataFile) -> Path:
         kind = "truncated" if size < spec.size else "the wrong file"
         raise DataError(f"{path} has {size:,} bytes, expected {spec.size:,}: it is {kind}", fix)
     if spec.sha256 or spec.md5:
-        algorithm, expected = ("sha256", spec.sha256) if spec.sha256 else ("md5", spec.md5)
+        algorithm, expected = ("sha256", spec.sha256) if spec.sha256 else ("md5", spec.md5 or "")
         actual = digest(path, algorithm)
         if actual != expected:
             raise DataError(f"{path} fails its {algorithm} check (got {actual[:12]}..., expected {expected[:12]}...)",

@@ -74,7 +74,7 @@ def disable_random_flip(source: Any) -> bool:
     while source is not None:
         transform = getattr(source, "transform", None)
         if dataclasses.is_dataclass(transform) and getattr(transform, "flip", None) is True:
-            source.transform = dataclasses.replace(transform, flip=False)
+            source.transform = dataclasses.replace(transform, flip=False)  # type: ignore[type-var]  # an instance
             return True
         source = getattr(source, "inner", None)
     return False
@@ -113,7 +113,8 @@ class AlternatingFlip(Algorithm):
                 f"alternating_flip: the source's sample indices do not match batch {index} of epoch {epoch}",
                 "apply alternating_flip to the batches exactly as the source yields them",
             )
-        state.inputs = alternating_flip_batch(state.inputs, indices, epoch, self._first_flips)
+        state.inputs = alternating_flip_batch(state.inputs, indices, epoch,
+                                              self._first_flips)  # type: ignore[arg-type]  # set at the first batch
 
 
 register(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from hasten.bottlenecks import BOTTLENECKS
+
 COMPONENTS = ("data", "model", "optimization", "evaluation")
 ACTIONS = ("remove", "restrict", "reorder", "replace", "augment")
 MECHANISMS = ("step-cost", "step-count", "both", "memory")
-BOTTLENECKS = ("data", "host", "memory", "compute", "communication")
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,8 @@ class ModelEmaV3(nn.Module):
     def update(self, model: nn.Module, step: int | None = None) -> None:
         decay = self.get_decay(step)
         model = _unwrap(model)
-        averaged, current = [], []
+        averaged: list[torch.Tensor] = []
+        current: list[torch.Tensor] = []
         for ema_p, p in zip(self.module.parameters(), model.parameters(), strict=True):
             averaged.append(ema_p)
             current.append(p.detach().to(ema_p.device, ema_p.dtype))
@@ -172,7 +173,7 @@ class EMA(Algorithm):
         if self.half_life is None:
             return self.decay
         time = state.resolve(self.half_life)
-        steps = time.value if time.unit is TimeUnit.BATCH else state.extra["rates"].to_steps(time)
+        steps = time.value if time.unit is TimeUnit.BATCH else state.plan.rates.to_steps(time)  # type: ignore[union-attr]  # planned before FIT_START
         if steps <= 0:
             raise ConfigError(f"ema half_life {self.half_life} is no training at all",
                               "give a positive time, e.g. 0.05dur")

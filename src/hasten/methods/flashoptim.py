@@ -10,7 +10,7 @@ and friends plus ``cast_model`` and ``enable_gradient_release``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from hasten.core.state import State
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.trainer.trainer import apply_schedule, default_optimizer
+from hasten.optim.factory import replace_optimizer
 from hasten.optim.flash import (
     FlashAdam,
     FlashAdamW,
@@ -32,6 +32,7 @@ from hasten.optim.flash import (
     enable_gradient_release,
     memory_report,
 )
+from hasten.optim.scheduling import apply_schedule
 
 _OPTIMIZER_SWAPS = ("flash_adamw", "flash_sgd", "flash_lion")
 _WHY = "both replace the run's optimizer; use one of them"
@@ -44,15 +45,6 @@ def _conflicts(own: str) -> dict[str, str]:
     others["lookahead"] = ("Lookahead keeps its slow weights in the parameters' dtype (bf16 here) and overwrites "
                            "the weights that FlashOptim's corrections refer to")
     return others
-
-
-def _base_optimizer(model: nn.Module, factory: Callable | None, given: torch.optim.Optimizer | None):
-    """The optimizer the run would have used (built only to read its groups and hyperparameters)."""
-    if given is not None:
-        return given
-    if factory is not None:
-        return factory(model)
-    return default_optimizer(model)
 
 
 class _FlashMethod(Algorithm):
@@ -130,9 +122,7 @@ class _FlashMethod(Algorithm):
                               f"use {self.name}:gradient_release=false")
         patterns = [p for p in self.keep_fp32.split("|") if p]
         cast_model(state.model, torch.bfloat16, keep_fp32=patterns)
-        factory, given = state.optimizer_factory, state.optimizer
-        state.optimizer = None
-        state.optimizer_factory = lambda model: self.build_optimizer(model, _base_optimizer(model, factory, given))
+        replace_optimizer(state, self.build_optimizer)  # the baseline is read for its groups and settings only
 
     def _schedule_now(self, state: State) -> None:
         """Under gradient release the step happens inside backward, before the Trainer sets

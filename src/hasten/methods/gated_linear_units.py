@@ -102,7 +102,7 @@ def recognise_mlp(module: nn.Module) -> MLPParts | None:
         act_module = activation_children[0][1]
         candidates = [(type(act_module).__name__, act_module)]
     else:
-        candidates = list(_FUNCTIONAL_CANDIDATES)
+        candidates = list(_FUNCTIONAL_CANDIDATES)  # type: ignore[arg-type]  # functions stand in for modules
     generator = torch.Generator().manual_seed(0)
     reference = fc1.weight
     x = torch.randn(2, 3, fc1.in_features, generator=generator).to(reference.device, reference.dtype)

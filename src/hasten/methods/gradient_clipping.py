@@ -103,7 +103,7 @@ class GradientClipping(Algorithm):
         if event is Event.FIT_START:
             model = state.model
             params = agc_parameters(model) if self.clipping_type == "adaptive" else list(model.parameters())
-            self._handle = innermost(state.optimizer).register_step_pre_hook(
+            self._handle = innermost(state.optimizer).register_step_pre_hook(  # type: ignore[arg-type]  # built
                 lambda optimizer, args, kwargs: clip_gradients(params, self.clipping_type, self.clipping_threshold)
             )
 

@@ -186,6 +186,7 @@ class LayerFreezing(Algorithm):
                          "check the target predicate")
         elif event is Event.BATCH_START:
             progress = state.progress
+            assert self._plan is not None, "planned at FIT_START"
             self._plan.freeze(progress)
             self._factors = self._plan.lr_factors(progress, self.scale_lr) if self.lr_annealing else []
         elif event is Event.BEFORE_OPTIMIZER_STEP:

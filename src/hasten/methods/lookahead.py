@@ -17,7 +17,8 @@ from hasten.core.event import Event
 from hasten.core.state import State
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.optim.wrapper import OptimizerWrapper, wrap_trainer_optimizer
+from hasten.optim.factory import wrap_optimizer
+from hasten.optim.wrapper import OptimizerWrapper
 
 __all__ = ["Lookahead", "LookaheadMethod"]
 
@@ -81,7 +82,7 @@ class LookaheadMethod(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        wrap_trainer_optimizer(state, lambda optimizer: Lookahead(optimizer, k=self.k, alpha=self.alpha))
+        wrap_optimizer(state, lambda optimizer: Lookahead(optimizer, k=self.k, alpha=self.alpha))
 
 
 register(

@@ -67,12 +67,12 @@ class _LowPrecisionMixin:
             self._parameters.update(originals)  # type: ignore[attr-defined]
 
 
-class LowPrecisionLayerNorm(_LowPrecisionMixin, nn.LayerNorm):
+class LowPrecisionLayerNorm(_LowPrecisionMixin, nn.LayerNorm):  # type: ignore[misc]  # forward(x, *args) fits both
     def _low_precision_forward(self, x: torch.Tensor, dtype: torch.dtype, *args: Any, **kwargs: Any) -> torch.Tensor:
         return F.layer_norm(x, self.normalized_shape, _cast(self.weight, dtype), _cast(self.bias, dtype), self.eps)
 
 
-class LowPrecisionGroupNorm(_LowPrecisionMixin, nn.GroupNorm):
+class LowPrecisionGroupNorm(_LowPrecisionMixin, nn.GroupNorm):  # type: ignore[misc]  # forward(x, *args) fits both
     def _low_precision_forward(self, x: torch.Tensor, dtype: torch.dtype, *args: Any, **kwargs: Any) -> torch.Tensor:
         return F.group_norm(x, self.num_groups, _cast(self.weight, dtype), _cast(self.bias, dtype), self.eps)
 

@@ -9,14 +9,13 @@ It runs before the optimizer wrappers (``sam``, ``lookahead``), which then wrap 
 
 from __future__ import annotations
 
-from torch import nn
-
 from hasten.core.algorithm import Algorithm
 from hasten.core.event import Event
 from hasten.core.state import State
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.optim.muon import Muon, build_muon
+from hasten.optim.factory import replace_optimizer
+from hasten.optim.muon import build_muon
 
 __all__ = ["MuonMethod", "build_muon"]
 
@@ -43,18 +42,10 @@ class MuonMethod(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        from hasten.trainer.trainer import default_optimizer
-
-        given, factory = state.optimizer, state.optimizer_factory or default_optimizer
-
-        def build(model: nn.Module) -> Muon:
-            baseline = given if given is not None else factory(model)  # read for its settings only
-            return build_muon(model, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov,
-                              ns_steps=self.ns_steps, weight_decay=self.weight_decay, aux=self.aux,
-                              aux_lr=self.aux_lr, baseline=baseline)
-
-        state.optimizer = None
-        state.optimizer_factory = build
+        # The one place Muon is chosen; the baseline optimizer is read for its settings only.
+        replace_optimizer(state, lambda model, baseline: build_muon(
+            model, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, ns_steps=self.ns_steps,
+            weight_decay=self.weight_decay, aux=self.aux, aux_lr=self.aux_lr, baseline=baseline))
 
 
 register(

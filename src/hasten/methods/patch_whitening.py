@@ -28,8 +28,7 @@ from hasten.core.time import Time
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import (Predicate, both, checked_predicate, find_modules, replace_modules,
-                                    sample_inputs)
+from hasten.methods.surgery import Predicate, both, checked_predicate, find_modules, replace_modules, sample_inputs
 
 
 def patch_statistics(images: torch.Tensor, kernel_size: int = 2, chunk: int = 256

@@ -22,7 +22,8 @@ from hasten.core.event import Event
 from hasten.core.state import State
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.optim.wrapper import OptimizerWrapper, wrap_trainer_optimizer
+from hasten.optim.factory import wrap_optimizer
+from hasten.optim.wrapper import OptimizerWrapper
 
 __all__ = ["SAM", "SharpnessAwareMinimization"]
 
@@ -52,11 +53,12 @@ class SAM(OptimizerWrapper):
         with_grad = [p for p in self.params() if p.grad is not None]
         if not with_grad:
             return []
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float()) for p in with_grad]))
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float())  # type: ignore[union-attr]
+                                                     for p in with_grad]))  # (with_grad: grads are set)
         scale = self.rho / (norm + self.eps)
         moved = []
         for param in with_grad:
-            e = (param.grad.float() * scale).to(param.dtype)
+            e = (param.grad.float() * scale).to(param.dtype)  # type: ignore[union-attr]  # with_grad: set
             param.add_(e)
             moved.append((param, e))
         return moved
@@ -105,7 +107,7 @@ class SharpnessAwareMinimization(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        wrap_trainer_optimizer(state, lambda optimizer: SAM(optimizer, rho=self.rho, interval=self.interval))
+        wrap_optimizer(state, lambda optimizer: SAM(optimizer, rho=self.rho, interval=self.interval))
 
 
 register(

@@ -26,8 +26,14 @@ from hasten.core.state import State
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import (Predicate, checked_predicate, find_residual_branches, replace_modules, require_some,
-                                    sample_inputs)
+from hasten.methods.surgery import (
+    Predicate,
+    checked_predicate,
+    find_residual_branches,
+    replace_modules,
+    require_some,
+    sample_inputs,
+)
 
 PLACEMENTS = ("conv", "residual")
 

@@ -170,7 +170,7 @@ class Unwrappable(nn.Module):
 
 def unwrap_modules(model: nn.Module, wrapper: type, optimizer: torch.optim.Optimizer | None = None) -> int:
     """Replace every ``wrapper`` instance (an ``Unwrappable``) by what it wraps; return the count."""
-    return replace_modules(model, wrapper, lambda name, module: module.unwrap(), optimizer)
+    return replace_modules(model, wrapper, lambda name, module: module.unwrap(), optimizer)  # type: ignore[operator]
 
 
 def require_some(count: int, method: str, what: str, hint: str) -> int:
@@ -244,7 +244,7 @@ def find_residual_branches(model: nn.Module, example_input: Any) -> list[Residua
     def pre_hook(module: nn.Module, args: tuple) -> None:
         call = _Call(names[id(module)], module, next(counter), tuple(a for a in args if isinstance(a, torch.Tensor)))
         open_calls.setdefault(id(module), []).append(call)
-        calls.append(call)
+        calls.append(call)  # noqa: F821  (ruff: `del calls` below runs after the hooks are removed)
 
     def post_hook(module: nn.Module, args: tuple, output: Any) -> None:
         open_calls[id(module)].pop().output = output

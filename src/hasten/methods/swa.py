@@ -75,7 +75,8 @@ class SWA(Algorithm):
             self._after_step(state)
 
     def _plan(self, state: State) -> None:
-        rates, total = state.extra["rates"], state.extra["total_steps"]
+        assert state.plan is not None, "the Trainer plans the run before FIT_START"
+        rates, total = state.plan.rates, state.plan.total_steps
         start = state.resolve(self._start_time)
         self._start_step = max(1, math.ceil(rates.to_steps(start) - 1e-9))
         interval = max(1, round(rates.to_steps(self._interval)))
@@ -103,6 +104,7 @@ class SWA(Algorithm):
     def finalize(self, state: State) -> None:
         """Put the average into the model and recompute BatchNorm statistics on the training data."""
         with torch.no_grad():
+            assert self.average is not None, "built at FIT_START"
             for target, averaged in zip(state.model.parameters(), self.average.module.parameters(), strict=True):
                 target.copy_(averaged)
         batches = (move_to(batch, state.device) for batch in state.train_data.batches(0))

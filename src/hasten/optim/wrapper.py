@@ -13,9 +13,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
-__all__ = ["OptimizerWrapper", "innermost", "wrap_trainer_optimizer"]
+__all__ = ["OptimizerWrapper", "innermost"]
 
 
 class OptimizerWrapper(torch.optim.Optimizer):
@@ -69,7 +68,7 @@ class OptimizerWrapper(torch.optim.Optimizer):
         """Step the inner optimizer, handing it the closure only if it asked for one
         (torch's own optimizers would otherwise re-run it and double the gradient)."""
         if closure is not None and getattr(self.base_optimizer, "requires_closure", False):
-            return self.base_optimizer.step(closure)
+            return self.base_optimizer.step(closure)  # type: ignore[arg-type]  # torch types closures as -> float
         return self.base_optimizer.step()
 
     def params(self) -> list[torch.Tensor]:
@@ -104,14 +103,3 @@ def innermost(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
         optimizer = optimizer.base_optimizer
     return optimizer
 
-
-def wrap_trainer_optimizer(state: Any, wrap: Callable[[torch.optim.Optimizer], torch.optim.Optimizer]) -> None:
-    """At INIT, wrap the optimizer the Trainer will use: a given instance now, a factory's
-    product when it is built (so the wrapper is in place before a checkpoint is loaded into it)."""
-    if state.optimizer is not None:
-        state.optimizer = wrap(state.optimizer)
-        return
-    from hasten.trainer.trainer import default_optimizer
-
-    factory: Callable[[nn.Module], torch.optim.Optimizer] = state.optimizer_factory or default_optimizer
-    state.optimizer_factory = lambda model: wrap(factory(model))

@@ -8,12 +8,12 @@
     report = prof.report()       # .verdict, .evidence, .recommendations
 """
 
+from hasten.bottlenecks import BOTTLENECKS
 from hasten.profile.callback import ProfilerCallback
 from hasten.profile.peaks import Peaks, get_peaks, load_peaks, measure_peaks, save_peaks
 from hasten.profile.profiler import Profiler
 from hasten.profile.recommend import Recommendation
 from hasten.profile.report import Report
-from hasten.profile.verdict import PRIORITY as BOTTLENECKS
 
 __all__ = [
     "BOTTLENECKS",

@@ -23,8 +23,8 @@ class ProfilerCallback(Callback):
 
     def on_fit_start(self, state: State) -> None:
         self.profiler.extend_warmup(state.warmup_steps_remaining + 1)
-        total = state.extra.get("total_steps")
-        if total is not None:
+        if state.plan is not None:
+            total = state.plan.total_steps
             self.profiler.step_budget = self.profiler.completed + total - state.timestamp.batch
 
     def on_before_dataloader(self, state: State) -> None:

@@ -21,13 +21,11 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from hasten.bottlenecks import BOTTLENECKS, COMPUTE, HOST, MEMORY
 from hasten.profile.census import OpCount, StepCensus
 from hasten.profile.opclasses import COMMUNICATION, DATA, MATMUL, OP_CLASSES
 from hasten.profile.peaks import Peaks
 from hasten.profile.trace import OpTime, TraceSummary
-
-BOTTLENECKS = ("data", "communication", "host", "memory", "compute")
-HOST, MEMORY, COMPUTE = "host", "memory", "compute"
 
 
 @dataclass

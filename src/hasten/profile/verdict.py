@@ -16,7 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-PRIORITY = ("data", "communication", "host", "memory", "compute")
+from hasten.bottlenecks import BOTTLENECKS
+
+PRIORITY = BOTTLENECKS  # V2's order: the vocabulary is defined in priority order
 TIE_MARGIN = 0.05
 SECONDARY_MIN = 0.20
 WATCH = {

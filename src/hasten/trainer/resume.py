@@ -1,34 +1,35 @@
-"""What a checkpoint holds and how a Trainer continues from one, bit for bit."""
+"""What a checkpoint holds and how a run continues from one, bit for bit.
+
+Functions of the run's parts (state, algorithms, eval series), not of the Trainer, so this
+module and the Trainer do not import each other.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Sequence
 
+from hasten.core.algorithm import Algorithm
+from hasten.core.state import State
 from hasten.errors import CheckpointError
+from hasten.optim.scheduling import load_scheduler_state, scheduler_state
 from hasten.store.records import EvalPoint
 from hasten.trainer import checkpoint as ckpt
 from hasten.trainer.recording import plain
 
-if TYPE_CHECKING:
-    from hasten.trainer.trainer import Trainer
 
-
-def capture(trainer: "Trainer") -> dict[str, Any]:
+def capture(run_id: str, state: State, algorithms: Sequence[Algorithm], evals: Sequence[EvalPoint]) -> dict[str, Any]:
     """Model, optimizer, scheduler, algorithm states, every RNG, data position, time counters."""
-    from hasten.trainer.trainer import is_torch_scheduler
-
-    state = trainer.state
     return {
-        "run_id": trainer.run_id,
+        "run_id": run_id,
         "run_info": plain(state.run_info),
         "model": state.model.state_dict(),
-        "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict() if is_torch_scheduler(state.scheduler) else None,
-        "algorithms": [{"name": a.name, "state": a.state_dict()} for a in trainer.engine.algorithms],
+        "optimizer": state.optimizer.state_dict(),  # type: ignore[union-attr]  # built before any checkpoint
+        "scheduler": scheduler_state(state.scheduler),
+        "algorithms": [{"name": a.name, "state": a.state_dict()} for a in algorithms],
         "rng": ckpt.capture_rng(),
         "timestamp": state.timestamp.state_dict(),
         "timer": state.timer.state_dict(),
-        "evals": [e.to_dict() for e in trainer.evals],
+        "evals": [e.to_dict() for e in evals],
         "warmup_steps_remaining": state.warmup_steps_remaining,
     }
 
@@ -36,13 +37,10 @@ def capture(trainer: "Trainer") -> dict[str, Any]:
 REQUIRED = ("model", "optimizer", "scheduler", "algorithms", "rng", "timestamp", "timer", "evals")
 
 
-def load(trainer: "Trainer", source: Any) -> None:
-    """Continue ``trainer`` from a checkpoint file or the newest intact one in a folder."""
-    restore(trainer, ckpt.load_checkpoint(source, required=REQUIRED))
-
-
-def restore(trainer: "Trainer", payload: dict[str, Any]) -> None:
-    """Load a checkpoint into a freshly built Trainer (surgery already redone at INIT).
+def restore(state: State, algorithms: Sequence[Algorithm], payload: dict[str, Any],
+            run_id: str) -> tuple[list[EvalPoint], str]:
+    """Load a checkpoint into a freshly built run (surgery already redone at INIT).
+    Returns the eval series so far and the run id the checkpoint belongs to.
 
     A payload that loads but does not hold what a Trainer writes (missing keys, an RNG state
     of the wrong shape, counters of the wrong type) is one CheckpointError, not a traceback."""
@@ -51,17 +49,15 @@ def restore(trainer: "Trainer", payload: dict[str, Any]) -> None:
         raise CheckpointError(f"checkpoint lacks {', '.join(missing)}: damaged or not written by a Trainer",
                               "start a new run")
     try:
-        _restore(trainer, payload)
+        return _restore(state, algorithms, payload, run_id)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise CheckpointError(f"checkpoint holds a malformed state ({type(exc).__name__}: {reason})",
                               "resume from an intact checkpoint of the same run, or start a new run") from exc
 
 
-def _restore(trainer: "Trainer", payload: dict[str, Any]) -> None:
-    from hasten.trainer.trainer import is_torch_scheduler
-
-    state, algorithms = trainer.state, trainer.engine.algorithms
+def _restore(state: State, algorithms: Sequence[Algorithm], payload: dict[str, Any],
+             run_id: str) -> tuple[list[EvalPoint], str]:
     blocked = [a.name for a in algorithms if not a.resumable]
     if blocked:
         raise CheckpointError(
@@ -77,19 +73,18 @@ def _restore(trainer: "Trainer", payload: dict[str, Any]) -> None:
         )
     try:
         state.model.load_state_dict(payload["model"])
-        state.optimizer.load_state_dict(payload["optimizer"])
+        state.optimizer.load_state_dict(payload["optimizer"])  # type: ignore[union-attr]  # built in fit()
     except (RuntimeError, ValueError, KeyError) as exc:
         raise CheckpointError(
             f"checkpoint does not fit this model or optimizer: {str(exc).splitlines()[0][:200]}",
             "resume with the same workload, model and methods",
         ) from exc
-    if payload["scheduler"] is not None and is_torch_scheduler(state.scheduler):
-        state.scheduler.load_state_dict(payload["scheduler"])
+    load_scheduler_state(state.scheduler, payload["scheduler"])
     for algorithm, saved_state in zip(algorithms, payload["algorithms"]):
         algorithm.load_state_dict(saved_state["state"])
     state.timestamp.load_state_dict(payload["timestamp"])
     state.timer.load_state_dict(payload["timer"])
     state.warmup_steps_remaining = int(payload.get("warmup_steps_remaining", 0))
-    trainer.evals = [EvalPoint.from_dict(e) for e in payload["evals"]]
+    evals = [EvalPoint.from_dict(e) for e in payload["evals"]]
     ckpt.restore_rng(payload["rng"])
-    trainer.run_id = payload.get("run_id", trainer.run_id)
+    return evals, payload.get("run_id", run_id)

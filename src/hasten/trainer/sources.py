@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
 import torch
 
+from hasten.core.time import Rates
 from hasten.errors import ConfigError
 
 
@@ -50,7 +51,7 @@ class IterableSource:
 
     def batches(self, epoch: int, start: int = 0) -> Iterator[Any]:
         sampler = getattr(self.data, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if sampler is not None and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         generator = getattr(self.data, "generator", None)
         if isinstance(generator, torch.Generator):
@@ -91,6 +92,17 @@ def tokens_in(batch: Any, source: Any = None) -> int:
     if isinstance(targets, torch.Tensor) and targets.ndim >= 2 and not targets.is_floating_point():
         return int(targets.numel())
     return 0
+
+
+def measure_rates(source: Any) -> Rates:
+    """Batches per epoch, samples and tokens per step: from the source's attributes, else its first batch."""
+    samples = getattr(source, "batch_size", None)
+    tokens = getattr(source, "tokens_per_batch", None)
+    if samples is None or tokens is None:
+        first = next(iter(source.batches(0)))
+        samples = samples or batch_size_of(first)
+        tokens = tokens if tokens is not None else tokens_in(first, source)
+    return Rates(len(source), float(samples), float(tokens))
 
 
 def split_micro_batches(batch: Any, parts: int) -> list[Any]:

@@ -21,14 +21,17 @@ from hasten.core.composition import check_composition
 from hasten.core.engine import Engine
 from hasten.core.event import Event
 from hasten.core.metrics import CrossEntropy, Metric
+from hasten.core.plan import RunPlan
 from hasten.core.state import State
-from hasten.core.time import Duration, Interval, Rates, Time, TimeUnit, check_run_length
+from hasten.core.time import Duration, Interval, Time, TimeUnit, check_run_length
 from hasten.errors import ConfigError
+from hasten.optim.factory import build_optimizer
+from hasten.optim.scheduling import apply_schedule, bind_scheduler, step_scheduler
 from hasten.store.records import EvalPoint
 from hasten.trainer import checkpoint as ckpt
 from hasten.trainer import recording, resume
 from hasten.trainer.result import FitResult
-from hasten.trainer.sources import as_source, batch_size_of, move_to, split_micro_batches, tokens_in
+from hasten.trainer.sources import as_source, batch_size_of, measure_rates, move_to, split_micro_batches, tokens_in
 from hasten.trainer.timing import TimingBuckets
 
 PRECISIONS = ("fp32", "bf16")
@@ -51,11 +54,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def default_optimizer(model: nn.Module) -> torch.optim.Optimizer:
-    """The optimizer a Trainer builds when given none (methods that wrap or replace it reuse this)."""
-    return torch.optim.AdamW(model.parameters(), lr=1e-3)
 
 
 def default_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -170,41 +168,27 @@ class Trainer:
             return [Time.parse(interval)]
         return [Time.parse(t) for t in interval]
 
-    def _rates(self) -> Rates:
-        source = self.state.train_data
-        samples = getattr(source, "batch_size", None)
-        tokens = getattr(source, "tokens_per_batch", None)
-        if samples is None or tokens is None:
-            first = next(iter(source.batches(0)))
-            samples = samples or batch_size_of(first)
-            tokens = tokens if tokens is not None else tokens_in(first, source)
-        return Rates(len(source), float(samples), float(tokens))
-
     @property
     def total_steps(self) -> int:
         """Optimizer steps in the run (assuming constant batch shape), for schedules."""
-        return self.state.extra["total_steps"]
+        return self.plan.total_steps
 
-    def _build_optimizer(self) -> None:
-        state = self.state
-        if state.optimizer is None:
-            factory = state.optimizer_factory or default_optimizer
-            state.optimizer = factory(state.model)
-        for group in state.optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        if callable(state.scheduler) and not is_torch_scheduler(state.scheduler) and _takes_optimizer(state.scheduler):
-            state.scheduler = state.scheduler(state.optimizer)
+    @property
+    def plan(self) -> RunPlan:
+        """The run plan (``state.plan``), made when ``fit`` starts."""
+        if self.state.plan is None:
+            raise RuntimeError("the run is planned when fit() starts")
+        return self.state.plan
 
     # --------------------------------------------------------------- the loop
     def fit(self) -> FitResult:
         """Train to ``max_duration``. Returns the eval series and timing buckets; a diverged
         run returns with ``status == "diverged"`` (it is recorded, never dropped)."""
         state, timer = self.state, self.state.timer
-        self._build_optimizer()
-        state.extra["rates"] = self._rates()
-        state.extra["total_steps"] = max(1, math.ceil(state.extra["rates"].to_steps(state.max_duration)))
-        check_run_length(state.extra["total_steps"], state.max_duration)
-        self._plan_intervals()
+        state.scheduler = bind_scheduler(state.scheduler, build_optimizer(state))
+        state.plan = RunPlan.make(measure_rates(state.train_data), state.max_duration, self._eval_times,
+                                  self.checkpoint_interval)
+        check_run_length(state.plan.total_steps, state.max_duration)
         if self.resume_from is not None:
             self._load(self.resume_from)
         timer.start("train")
@@ -249,7 +233,7 @@ class Trainer:
             if not self._train_batch(batches):
                 epoch_complete = True  # the source ran out early: a short epoch
                 break
-            if self._due(self._eval_every, self._eval_steps):
+            if self._due(self.plan.eval_every, self.plan.eval_steps):
                 self.evaluate()
             if state.timestamp.batch_in_epoch >= state.batches_per_epoch:
                 epoch_complete = True
@@ -299,7 +283,7 @@ class Trainer:
         full_batch = state.batch
         micro_batches = split_micro_batches(full_batch, state.grad_accum)
         total = batch_size_of(full_batch)
-        state.optimizer.zero_grad(set_to_none=True)
+        state.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]  # built in fit()
         step_loss = torch.zeros((), device=state.device)
         replay: list[tuple[Any, Any, Any, float]] = []  # what each loss saw, for closure optimizers
         for micro in micro_batches:
@@ -326,12 +310,12 @@ class Trainer:
         apply_schedule(state)
         self.engine.run_event(Event.BEFORE_OPTIMIZER_STEP)
         if getattr(state.optimizer, "requires_closure", False):
-            state.optimizer.step(closure=lambda: self._closure(replay))
+            # torch types a closure as returning float; ours returns the loss tensor, as SAM expects
+            state.optimizer.step(closure=lambda: self._closure(replay))  # type: ignore[union-attr, arg-type, return-value]
         else:
-            state.optimizer.step()
+            state.optimizer.step()  # type: ignore[union-attr]  # built in fit()
         self.engine.run_event(Event.AFTER_OPTIMIZER_STEP)
-        if is_torch_scheduler(state.scheduler):
-            state.scheduler.step()
+        step_scheduler(state.scheduler)
 
     def _closure(self, replay: list[tuple[Any, Any, Any, float]]) -> torch.Tensor:
         """Recompute loss and gradients on the current batch (for SAM-like optimizers); fires no events.
@@ -381,7 +365,7 @@ class Trainer:
         for metric in state.metrics.values():
             metric.reset()
         with torch.no_grad(), state.autocast():
-            for batch in state.eval_data:
+            for batch in state.eval_data:  # type: ignore[union-attr]  # evaluate() checks it is set
                 state.eval_batch = move_to(batch, state.device)
                 self.engine.run_event(Event.EVAL_BATCH_START)
                 state.eval_outputs = state.eval_forward(state.model, state.eval_batch[0])
@@ -396,21 +380,7 @@ class Trainer:
         state = self.state
         return state.stop_requested or state.elapsed(state.max_duration.unit) >= state.max_duration.value
 
-    def _to_steps(self, time: Time) -> float:
-        """Intervals are checked in optimizer steps (constant batch shape assumed for sp/tok)."""
-        state = self.state
-        time = state.resolve(time)
-        if time.unit is TimeUnit.DURATION:
-            return time.value * self.total_steps
-        return state.extra["rates"].to_steps(time)
-
-    def _plan_intervals(self) -> None:
-        times = self._eval_times
-        self._eval_every = self._to_steps(times[0]) if len(times) == 1 else None
-        self._eval_steps = {max(1, round(self._to_steps(t))) for t in times} if len(times) > 1 else set()
-        self._checkpoint_every = self._to_steps(self.checkpoint_interval) if self.checkpoint_interval else None
-
-    def _due(self, every: float | None, at_steps: set[int] = frozenset()) -> bool:  # type: ignore[assignment]
+    def _due(self, every: float | None, at_steps: frozenset[int] = frozenset()) -> bool:
         """True if the step just taken crossed a multiple of ``every`` or is one of ``at_steps``."""
         step = self.state.timestamp.batch
         if step in at_steps:
@@ -420,7 +390,7 @@ class Trainer:
         return math.floor(step / every + 1e-9) > math.floor((step - 1) / every + 1e-9)
 
     def _checkpoint_due(self) -> bool:
-        return self.checkpoint_dir is not None and not self._done() and self._due(self._checkpoint_every)
+        return self.checkpoint_dir is not None and not self._done() and self._due(self.plan.checkpoint_every)
 
     # ----------------------------------------------------------- checkpoints
     def save_checkpoint(self) -> Path:
@@ -431,7 +401,7 @@ class Trainer:
         with state.timer.bucket("checkpoint"):
             self.engine.run_event(Event.CHECKPOINT)
             path = ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch)
-            ckpt.save_checkpoint(path, resume.capture(self))
+            ckpt.save_checkpoint(path, resume.capture(self.run_id, state, self.engine.algorithms, self.evals))
             ckpt.prune_checkpoints(self.checkpoint_dir, self.keep_checkpoints)
         if self.store is not None:
             self._open_run()
@@ -440,7 +410,9 @@ class Trainer:
         return path
 
     def _load(self, source: str | os.PathLike) -> None:
-        resume.load(self, source)
+        self.evals, self.run_id = resume.restore(state=self.state, algorithms=self.engine.algorithms,
+                                                 payload=ckpt.load_checkpoint(source, required=resume.REQUIRED),
+                                                 run_id=self.run_id)
 
     # ------------------------------------------------------------ the record
     def _open_run(self) -> None:
@@ -470,27 +442,3 @@ class Trainer:
             recording.finish_run(self.store, result)
         return result
 
-
-def apply_schedule(state: State) -> None:
-    """Set every group's lr for the step about to be taken from a hasten schedule (no-op for torch schedulers)."""
-    schedule = state.scheduler
-    if schedule is None or is_torch_scheduler(schedule) or "total_steps" not in state.extra:
-        return
-    factor = schedule(state.timestamp.batch, state.extra["total_steps"])
-    for group in state.optimizer.param_groups:
-        group["lr"] = group["initial_lr"] * factor
-
-
-def is_torch_scheduler(obj: Any) -> bool:
-    return isinstance(obj, torch.optim.lr_scheduler.LRScheduler) or hasattr(obj, "step") and hasattr(obj, "state_dict")
-
-
-def _takes_optimizer(fn: Callable) -> bool:
-    """A scheduler factory takes one argument (the optimizer); a hasten schedule takes two."""
-    import inspect
-
-    try:
-        params = [p for p in inspect.signature(fn).parameters.values() if p.default is p.empty]
-    except (TypeError, ValueError):
-        return False
-    return len(params) == 1

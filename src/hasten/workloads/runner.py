@@ -10,11 +10,12 @@ from typing import Any, Sequence
 import torch
 
 from hasten.core.callback import Callback
-from hasten.core.time import Duration, Interval, Rates
+from hasten.core.plan import RunPlan
+from hasten.core.time import Duration, Interval
 from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods, recipe_name
 from hasten.optim.schedules import MultiplicativeCyclic
-from hasten.trainer.sources import as_source, batch_size_of, tokens_in
+from hasten.trainer.sources import as_source, measure_rates
 from hasten.trainer.trainer import Trainer, resolve_device, seed_everything
 from hasten.workloads.base import Workload, get_workload
 
@@ -25,14 +26,6 @@ MAX_SEED = 2**63 - 1  # the store's INTEGER; torch takes 64 bits, numpy folds it
 def check_seed(seed: int) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
         raise ConfigError(f"seed {str(seed)[:30]} is out of range", "give a whole number from 0 to 2**63-1")
-
-
-def _total_steps(train_data: Any, duration: str) -> int:
-    source = as_source(train_data)
-    first = next(iter(source.batches(0)))
-    samples = getattr(source, "batch_size", None) or batch_size_of(first)
-    tokens = getattr(source, "tokens_per_batch", None) or tokens_in(first, source)
-    return round(Rates(len(source), samples, tokens).to_steps(Duration(duration)))
 
 
 def build_trainer(
@@ -89,7 +82,7 @@ def build_trainer(
     if schedule == "cyclic":
         warmup = getattr(parts.scheduler, "warmup", 0.0) if cycle_warmup is None else cycle_warmup
         scheduler = MultiplicativeCyclic(cycles=cycles, t_mult=t_mult, warmup=warmup)
-        total = _total_steps(parts.train_data, duration)
+        total = RunPlan.make(measure_rates(as_source(parts.train_data)), Duration(duration)).total_steps
         evals = eval_interval or [f"{end}ba" for end in scheduler.cycle_ends(total)]
     run_config = {
         "precision": precision,

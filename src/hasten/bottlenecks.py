@@ -1,0 +1,16 @@
+"""The bottleneck vocabulary, defined once: what the profiler charges step time to, what a
+verdict names, and what a method card says it relieves.
+
+``BOTTLENECKS`` is in verdict priority order: upstream stalls first (waiting for data, for
+communication, for the host), because they hide any saving in device work.
+"""
+
+from __future__ import annotations
+
+DATA = "data"
+COMMUNICATION = "communication"
+HOST = "host"
+MEMORY = "memory"
+COMPUTE = "compute"
+
+BOTTLENECKS: tuple[str, ...] = (DATA, COMMUNICATION, HOST, MEMORY, COMPUTE)
