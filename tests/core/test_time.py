@@ -1,6 +1,6 @@
 import pytest
 
-from hasten.core.time import Duration, Rates, Time, Timestamp, TimeUnit
+from hasten.core.time import MAX_STEPS, Duration, Interval, Rates, Time, Timestamp, TimeUnit, check_run_length
 from hasten.errors import ConfigError
 
 
@@ -70,3 +70,23 @@ def test_timestamp_reads_every_unit():
     restored = Timestamp()
     restored.load_state_dict(stamp.state_dict())
     assert restored.state_dict() == stamp.state_dict()
+
+
+@pytest.mark.parametrize("text", ["1.5ba", "10.25sp", "0.5tok"])
+def test_counts_of_batches_samples_tokens_are_whole(text):
+    with pytest.raises(ConfigError, match="is a fraction of a"):
+        Time.parse(text)
+    assert Time.parse("1.5ep").value == 1.5 and Time.parse("2e3ba").value == 2000
+
+
+def test_an_interval_must_be_positive():
+    for text in ("0ba", "0ep", "0dur"):
+        with pytest.raises(ConfigError, match="interval must be positive"):
+            Interval(text)
+    assert Interval("0.1dur").value == 0.1
+
+
+def test_a_budget_that_cannot_finish_is_refused():
+    check_run_length(MAX_STEPS, Duration("1ba"))
+    with pytest.raises(ConfigError, match="more than the"):
+        check_run_length(MAX_STEPS + 1, Duration("1e99ba"))

@@ -31,9 +31,16 @@ def runs(ctx: click.Context, workload: str | None, as_json: bool, store_path: st
     for r in records:
         final = r.final.get(r.metric) if r.metric else None
         rows.append((r.run_id, r.workload, r.recipe, r.seed, r.duration, r.schedule, r.status, r.steps,
-                     fmt_seconds(r.train_time_s), "-" if final is None else f"{final:.4f}", r.created_at))
+                     fmt_seconds(r.train_time_s), _value(final), r.created_at))
     print_table(("run", "workload", "recipe", "seed", "duration", "schedule", "status", "steps", "train",
                  "final", "created"), rows, whole=("run",))
+
+
+def _value(final: object) -> str:
+    """A metric for the table; a non-number (written into a store before imports were checked) as it is."""
+    if final is None:
+        return "-"
+    return f"{final:.4f}" if isinstance(final, (int, float)) else repr(final)
 
 
 def _store(ctx: click.Context, store_path: str | None) -> RunStore:

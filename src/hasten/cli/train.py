@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -96,7 +97,7 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
         resume_from=resume_from, deterministic=deterministic, config={"deterministic": deterministic},
         workload_params=recipe_args.get("workload_params"), recipe=recipe_args.get("recipe"),
     )
-    with _signals_interrupt():
+    with _signals_interrupt(), _warnings_as_lines():
         try:
             result = trainer.fit()
         except Terminated as exc:
@@ -113,6 +114,14 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
         click.echo(f"error: run {result.run_id} diverged: {result.error}; it is recorded as 'diverged'"
                    " (lower the learning rate or check the methods)", err=True)
         sys.exit(1)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Warnings (e.g. a damaged checkpoint skipped) as one ``warning:`` line each on stderr."""
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *args, **kwargs: click.echo(f"warning: {message}", err=True)
+        yield
 
 
 def _given(name: str) -> bool:

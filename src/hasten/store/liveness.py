@@ -12,22 +12,25 @@ import platform
 from typing import Any
 
 
-def _start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot (Linux), or None where /proc is absent."""
+def _stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (Linux), or None where there is none."""
     try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 - tiny read, closed by refcount
+        with open(f"/proc/{pid}/stat") as handle:
+            stat = handle.read()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
-    return int(fields[19])
+    return stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def _zombie(pid: int) -> bool:
-    try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2:].split()[0] == "Z"
+    fields = _stat(pid)
+    return fields is not None and fields[0] == "Z"
 
 
 def process_identity() -> dict[str, Any]:

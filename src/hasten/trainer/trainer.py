@@ -410,7 +410,8 @@ class Trainer:
 
     def _load(self, source: str | os.PathLike) -> None:
         self.evals, self.run_id = resume.restore(state=self.state, algorithms=self.engine.algorithms,
-                                                 payload=ckpt.load_checkpoint(source, required=resume.REQUIRED), run_id=self.run_id)
+                                                 payload=ckpt.load_checkpoint(source, required=resume.REQUIRED),
+                                                 run_id=self.run_id)
 
     # ------------------------------------------------------------ the record
     def _open_run(self) -> None:
