@@ -209,7 +209,7 @@ class ElementwiseChain(nn.Module):
         return x
 
 
-def wide_batches(rows: int = 128, width: int = 4096, n: int = 4, device: str = "cpu") -> list:
+def wide_batches(rows: int = 512, width: int = 4096, n: int = 4, device: str = "cpu") -> list:
     return _pairs((rows, width), n, device)
 
 
