@@ -51,6 +51,7 @@ def restore(trainer: "Trainer", payload: dict[str, Any]) -> None:
             f"checkpoint was written with methods {saved or 'none'}, this run has {current or 'none'}",
             "resume with the same --method list",
         )
+    ckpt.validate_timestamp(payload.get("timestamp"), trainer.state.extra["total_steps"], state.batches_per_epoch)
     try:
         state.model.load_state_dict(payload["model"])
         state.optimizer.load_state_dict(payload["optimizer"])
