@@ -96,7 +96,9 @@ def _compiled() -> Callable[..., None]:
     for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
         if hasattr(dynamo_config, name):
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
-    return torch.compile(step_tensor, dynamic=True)
+    # emulate_precision_casts: Inductor otherwise drops a round trip fp32 -> bf16 -> fp32 inside a
+    # fused kernel as a no-op, and the master-weight split (theta - bf16(theta)) would read zero.
+    return torch.compile(step_tensor, dynamic=True, options={"emulate_precision_casts": True})
 
 
 #: overrides ``fused=None`` for the whole process: "0" eager, "1" compiled (e.g. a test suite that

@@ -45,7 +45,7 @@ def sgd_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Te
         else:
             buf.mul_(momentum).add_(direction, alpha=1.0 - hyper["dampening"])
         direction = direction.add(buf, alpha=momentum) if hyper["nesterov"] else buf
-    theta.add_(direction, alpha=-lr)
+    theta.sub_(direction * lr)  # not add_(alpha=-lr): a Python alpha would recompile the fused step per lr
 
 
 def adam_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
@@ -61,7 +61,7 @@ def adam_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.T
     exp_avg.lerp_(grad, 1.0 - hyper["beta1"])
     exp_avg_sq.mul_(hyper["beta2"]).addcmul_(grad, grad, value=1.0 - hyper["beta2"])
     denom = (exp_avg_sq.sqrt() / hyper["bias_root"]).add_(hyper["eps"])
-    theta.addcdiv_(exp_avg, denom, value=-hyper["step_size"])
+    theta.sub_(exp_avg / denom * hyper["step_size"])  # tensor arithmetic: a schedule does not recompile
 
 
 def lion_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
@@ -71,7 +71,7 @@ def lion_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.T
     exp_avg = states["exp_avg"]
     if wd != 0:
         theta.mul_(1.0 - lr * wd)
-    theta.add_(exp_avg.lerp(grad, 1.0 - hyper["beta1"]).sign_(), alpha=-lr)
+    theta.sub_(exp_avg.lerp(grad, 1.0 - hyper["beta1"]).sign_() * lr)
     exp_avg.lerp_(grad, 1.0 - hyper["beta2"])
 
 
