@@ -23,7 +23,6 @@ from hasten.store.environment import capture_environment
 from hasten.trainer.trainer import Trainer, seed_everything
 from hasten.workloads.base import get_workload
 
-
 DEVICE = torch.device("cpu")  # --device sets it
 
 

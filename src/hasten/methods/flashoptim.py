@@ -21,7 +21,6 @@ from hasten.core.state import State
 from hasten.errors import ConfigError
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.trainer.trainer import apply_schedule, default_optimizer
 from hasten.optim.flash import (
     FlashAdam,
     FlashAdamW,
@@ -32,6 +31,7 @@ from hasten.optim.flash import (
     enable_gradient_release,
     memory_report,
 )
+from hasten.trainer.trainer import apply_schedule, default_optimizer
 
 _OPTIMIZER_SWAPS = ("flash_adamw", "flash_sgd", "flash_lion")
 #: steps in which a fused update compiles: the first (every rule) and the second (SGD's momentum
@@ -269,8 +269,9 @@ _PAPER = Paper("Jose Javier Gonzalez Ortiz, Abhay Gupta, Chris Renard, ..., Davi
 _EXPORT = ("parameters are bf16 with the missing bits in the optimizer: "
            "optimizer.get_fp32_model_state_dict(model) gives an ordinary fp32 state dict")
 _NOT_WORTH = ("models whose memory is mostly activations (small CNNs, large batches) save little in total; "
-              "where torch.compile is unavailable the update runs eagerly (~100 small ops per tensor), several "
-              "times slower than torch's fused step; with it, the first two steps compile (warmup bucket)")
+              "on CPU the update runs eagerly (~100 small ops per tensor; the compiled one measured slower) and "
+              "its step is many times slower than torch's fused AdamW; on CUDA it is compiled (first two steps "
+              "in the warmup bucket), step time not yet measured")
 _COMMON = dict(component="optimization", action="restrict", mechanism="memory", bottleneck=("memory",),
                paper=_PAPER, export=_EXPORT, not_worth_it=_NOT_WORTH, applies_to=("any",))
 

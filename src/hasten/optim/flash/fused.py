@@ -106,10 +106,18 @@ def _compiled() -> Callable[..., None]:
 FUSED_ENV = "HASTEN_FLASH_FUSED"
 
 
+#: device types where ``fused=None`` compiles. Not CPU: there the compiled update measured slower
+#: than the eager one (benchmarks/optimizer_step.py, docs/flashoptim.md), so auto keeps eager.
+AUTO_FUSED_DEVICES = ("cuda",)
+
+
 def resolve_fused(fused: bool | None, device_type: str) -> bool:
-    """``fused=None``: compile where possible, else eager (with one warning). True: compile or refuse."""
+    """``fused=None``: compile on CUDA where possible, else eager (one warning if CUDA cannot
+    compile). True: compile or refuse. False: eager."""
     if fused is None and os.environ.get(FUSED_ENV, "").strip() in ("0", "1"):
         fused = os.environ[FUSED_ENV].strip() == "1"
+    if fused is None and device_type not in AUTO_FUSED_DEVICES:
+        return False
     if fused is False:
         return False
     problem = compile_problem(device_type)

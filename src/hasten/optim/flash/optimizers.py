@@ -18,7 +18,8 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from hasten.errors import ConfigError
-from hasten.optim.flash.base import SIGNED, UNSIGNED, FlashOptimizer
+from hasten.optim.flash.base import FlashOptimizer
+from hasten.optim.flash.fused import SIGNED, UNSIGNED
 
 
 def _check_betas(betas: tuple[float, float]) -> None:
