@@ -23,10 +23,17 @@ from hasten.store.environment import capture_environment
 from hasten.trainer.trainer import Trainer, seed_everything
 from hasten.workloads.base import get_workload
 
+DEVICE = torch.device("cpu")  # --device sets it
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
 
 def build(workload: str, seed: int, data_dir: str | None):
     seed_everything(seed)
-    return get_workload(workload).build(seed=seed, device=torch.device("cpu"), data_dir=data_dir)
+    return get_workload(workload).build(seed=seed, device=DEVICE, data_dir=data_dir)
 
 
 def plain_loop(workload: str, steps: int, data_dir: str | None) -> float:
@@ -39,6 +46,7 @@ def plain_loop(workload: str, steps: int, data_dir: str | None) -> float:
     step, epoch = 0, 0
     while step < steps:
         for x, y in parts.train_data.batches(epoch):
+            x, y = x.to(DEVICE, non_blocking=True), y.to(DEVICE, non_blocking=True)
             for group, peak in zip(optimizer.param_groups, peaks):
                 group["lr"] = peak * parts.scheduler(step, steps)
             optimizer.zero_grad(set_to_none=True)
@@ -52,6 +60,7 @@ def plain_loop(workload: str, steps: int, data_dir: str | None) -> float:
             if step == steps:
                 break
         epoch += 1
+    _sync()
     return time.perf_counter() - start
 
 
@@ -59,7 +68,7 @@ def trainer_loop(workload: str, steps: int, data_dir: str | None) -> tuple[float
     parts = build(workload, 0, data_dir)
     trainer = Trainer(
         model=parts.model, train_data=parts.train_data, eval_data=None, optimizer=parts.optimizer,
-        scheduler=parts.scheduler, loss_fn=parts.loss_fn, max_duration=f"{steps}ba", device="cpu", seed=0,
+        scheduler=parts.scheduler, loss_fn=parts.loss_fn, max_duration=f"{steps}ba", device=DEVICE, seed=0,
         metrics=parts.metrics, grad_clip_norm=parts.grad_clip_norm,
     )
     start = time.perf_counter()
@@ -100,16 +109,19 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="steps per run (default: 200 for mnist, 300 otherwise)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (both loops on it)")
     parser.add_argument("--quick", action="store_true", help="3 repeats of 30 steps: checks the script runs")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON here")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     workloads = args.workload or ["mnist", "shakespeare"]
     repeats = 3 if args.quick else args.repeats
     results = []
     for name in workloads:
         steps = 30 if args.quick else (args.steps or (200 if name == "mnist" else 300))
         results.append(measure(name, steps, repeats, args.data_dir))
-    env = capture_environment("cpu")
+    env = capture_environment(DEVICE)
     print(f"\nmachine: {env['cpu']}, {env['threads']} threads, torch {env['torch']}")
     for r in results:
         print(f"{r['workload']}: Trainer / plain loop = {r['median_ratio']:.3f} (median of {r['repeats']}, "

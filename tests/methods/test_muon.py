@@ -16,8 +16,9 @@ def test_method_swaps_in_muon_with_the_baseline_sgd_for_the_rest(data_dir):
     assert isinstance(optimizer, Muon)
     muon_group, *rest = optimizer.param_groups
     assert muon_group["kind"] == "muon" and muon_group["lr"] == 0.03
-    convs = {id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d)}
-    assert {id(p) for p in muon_group["params"]} == convs  # every 4-D kernel, nothing else
+    convs = [id(m.weight) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert {id(p) for p in muon_group["params"]} == set(convs[1:])  # every hidden 4-D kernel, nothing else
+    assert convs[0] in {id(p) for p in rest[0]["params"]}  # the RGB stem goes with the head, as in the reference
     assert [(g["kind"], g["lr"], g["momentum"]) for g in rest] == [("sgd", 0.05, 0.9)]  # harness baseline
     assert id(model.head.weight) in {id(p) for p in rest[0]["params"]}
 

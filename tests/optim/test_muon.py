@@ -6,7 +6,17 @@ import torch
 from torch import nn
 
 from hasten.errors import ConfigError
-from hasten.optim.muon import NS_COEFFICIENTS, Muon, build_muon, newton_schulz, orthogonalize, split_params
+from hasten.optim.muon import (
+    NS_COEFFICIENTS,
+    Muon,
+    build_muon,
+    fast_ns_dtype,
+    input_layer,
+    newton_schulz,
+    orthogonalize,
+    orthogonalize_all,
+    split_params,
+)
 
 # The known tolerance band of 5 quintic steps: every singular value that is at least 2e-3 of the
 # Frobenius norm ends in about [0.68, 1.21] (checked on the scalar map below).
@@ -186,3 +196,51 @@ def test_muon_state_round_trips():
 def test_a_model_without_hidden_matrices_is_one_clear_error():
     with pytest.raises(ConfigError, match="no hidden-layer matrices"):
         build_muon(nn.Sequential(nn.Embedding(10, 4), nn.Linear(4, 10)))
+
+
+def test_batched_newton_schulz_equals_one_matrix_at_a_time():
+    torch.manual_seed(9)
+    stack = torch.randn(4, 24, 40)
+    batched = newton_schulz(stack, dtype=torch.float32)
+    for i in range(4):
+        assert torch.allclose(batched[i], newton_schulz(stack[i], dtype=torch.float32), atol=1e-5)
+
+
+def test_orthogonalize_all_groups_same_shapes_and_keeps_each_result():
+    torch.manual_seed(10)
+    updates = [torch.randn(16, 8), torch.randn(16, 8, 1), torch.randn(8, 4, 3, 3), torch.randn(16, 8),
+               torch.randn(8, 36)]
+    together = orthogonalize_all(updates, dtype=torch.float32)
+    for update, got in zip(updates, together):
+        assert got.shape == update.shape
+        assert torch.allclose(got, orthogonalize(update, dtype=torch.float32), atol=1e-5)
+
+
+def test_a_batched_muon_step_matches_stepping_each_matrix_alone():
+    torch.manual_seed(11)
+    weights = [nn.Parameter(torch.randn(12, 20)) for _ in range(3)] + [nn.Parameter(torch.randn(6, 3, 3, 3))]
+    alone = [nn.Parameter(w.detach().clone()) for w in weights]
+    together_opt = Muon(weights, lr=0.05, weight_decay=0.1, ns_dtype=torch.float32)
+    alone_opts = [Muon([w], lr=0.05, weight_decay=0.1, ns_dtype=torch.float32) for w in alone]
+    for _ in range(3):
+        for w, a in zip(weights, alone):
+            w.grad = torch.randn_like(w)
+            a.grad = w.grad.clone()
+        together_opt.step()
+        for opt in alone_opts:
+            opt.step()
+    for w, a in zip(weights, alone):
+        assert torch.allclose(w, a, atol=1e-6)
+
+
+def test_fast_ns_dtype_is_a_measured_choice_between_bf16_and_fp32():
+    assert fast_ns_dtype(torch.device("cpu")) in (torch.bfloat16, torch.float32)
+    assert fast_ns_dtype(torch.device("cpu")) is fast_ns_dtype(torch.device("cpu"))  # measured once
+
+
+def test_the_input_layer_goes_to_the_aux_optimizer_as_in_the_reference():
+    cnn = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3), nn.Flatten(), nn.Linear(16, 10))
+    matrices, others = split_params(cnn)
+    assert {id(p) for p in matrices} == {id(cnn[2].weight)}  # the RGB stem and the head are not Muon's
+    assert id(cnn[0].weight) in {id(p) for p in others}
+    assert input_layer(TiedLM()) is not None and isinstance(input_layer(TiedLM()), nn.Embedding)

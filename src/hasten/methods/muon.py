@@ -65,7 +65,13 @@ register(
                "extra wall-clock per step for the Newton-Schulz matmuls on GPUs",
         not_worth_it="Models with few or tiny matrices (the iteration's matmuls then dominate a cheap step); "
                      "fine-tuning from AdamW-trained weights; its lr (0.02) is its own and needs tuning, not the "
-                     "baseline's; heads that are not the last nn.Linear must be excluded by hand",
+                     "baseline's; heads that are not the last nn.Linear must be excluded by hand. Differs from "
+                     "KellerJordan/Muon in one place: a conv kernel's update is scaled by sqrt(max(1, out / "
+                     "(in*kh*kw))), the rule for the matrix Newton-Schulz sees, where the reference takes the "
+                     "ratio of the kernel's last two dims (kh/kw, so 1 for square kernels); they differ only for "
+                     "convs with more outputs than in*kh*kw (1x1 expansions). Like the reference, the input "
+                     "layer (RGB stem, first linear, embedding) and the head go to AdamW/SGD, and same-shape "
+                     "matrices run one batched iteration, in bf16 where bf16 products are measured faster",
         export="unchanged: only the optimizer differs",
         applies_to=("any",),
     ),

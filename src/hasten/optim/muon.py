@@ -14,7 +14,9 @@ an fp32 iteration on CPU, and the auxiliary AdamW/SGD groups. Its 2-D update mat
 
 from __future__ import annotations
 
+import functools
 import math
+import time
 from typing import Any, Callable, Iterable
 
 import torch
@@ -22,7 +24,8 @@ from torch import nn
 
 from hasten.errors import ConfigError
 
-__all__ = ["NS_COEFFICIENTS", "Muon", "build_muon", "newton_schulz", "orthogonalize", "output_head", "split_params"]
+__all__ = ["NS_COEFFICIENTS", "Muon", "build_muon", "fast_ns_dtype", "input_layer", "newton_schulz", "orthogonalize",
+           "orthogonalize_all", "output_head", "split_params"]
 
 #: Quintic coefficients chosen for a steep slope at zero (Jordan et al. 2024).
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -31,33 +34,81 @@ KINDS = ("muon", "adamw", "sgd")
 
 def newton_schulz(matrix: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.bfloat16,
                   eps: float = 1e-7) -> torch.Tensor:
-    """Approximate the orthogonal factor U V^T of a 2-D ``matrix`` with ``steps`` quintic iterations.
+    """Approximate the orthogonal factor U V^T of ``matrix`` (2-D, or a stack ``(..., rows, cols)``
+    orthogonalized matrix by matrix) with ``steps`` quintic iterations.
 
     The iteration acts on each singular value s of ``matrix / ||matrix||_F`` as the scalar map
     x -> a x + b x^3 + c x^5, repeated. It is tuned for speed, not convergence: after 5 steps every
-    normalized singular value >= 2e-3 lands in about [0.68, 1.21] (not exactly 1).
+    normalized singular value >= 2e-3 lands in about [0.68, 1.21] (not exactly 1). A stack runs as
+    batched matrix products: one launch per product for all the matrices, not one per matrix.
     """
-    if matrix.ndim != 2:
-        raise ValueError(f"newton_schulz takes a 2-D matrix, got shape {tuple(matrix.shape)}")
+    if matrix.ndim < 2:
+        raise ValueError(f"newton_schulz takes a matrix or a stack of matrices, got shape {tuple(matrix.shape)}")
     a, b, c = NS_COEFFICIENTS
     x = matrix.to(dtype)
-    transposed = x.shape[0] > x.shape[1]
+    transposed = x.shape[-2] > x.shape[-1]
     if transposed:  # iterate on the smaller Gram matrix
-        x = x.T
-    x = x / x.norm().clamp(min=eps)
+        x = x.mT
+    x = x / x.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)
     for _ in range(steps):
-        gram = x @ x.T
+        gram = x @ x.mT
         x = a * x + (b * gram + c * gram @ gram) @ x
-    return x.T if transposed else x
+    return x.mT if transposed else x
+
+
+@functools.lru_cache(maxsize=None)
+def fast_ns_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where a bf16 matrix product is measured faster than fp32 on ``device``, else fp32.
+
+    GPUs and CPUs with bf16 matrix units (AMX, AVX512-BF16) run bf16 products faster; other CPUs
+    emulate them, 10-50x slower. Measured once per device and process (best of interleaved
+    repeats of a 256 x 256 product, the size of a small hidden layer), so the choice follows the
+    hardware, not a guess from its name.
+    """
+    size, repeats = 256, 5
+    timings: dict[torch.dtype, float] = {torch.float32: math.inf, torch.bfloat16: math.inf}
+    try:
+        operands = {dtype: torch.randn(size, size, device=device).to(dtype) for dtype in timings}
+        for _ in range(repeats):
+            for dtype, x in operands.items():
+                _synchronize(device)
+                started = time.perf_counter()
+                x @ x
+                _synchronize(device)
+                timings[dtype] = min(timings[dtype], time.perf_counter() - started)
+    except RuntimeError:  # no bf16 matmul on this device at all
+        return torch.float32
+    return torch.bfloat16 if timings[torch.bfloat16] < timings[torch.float32] else torch.float32
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def orthogonalize(update: torch.Tensor, steps: int = 5, dtype: torch.dtype | None = None) -> torch.Tensor:
     """``newton_schulz`` for any weight of 2+ dims (conv kernels as out x rest), in the update's
-    shape and dtype. ``dtype=None``: bf16 on accelerators, fp32 on CPU (where bf16 is slower)."""
+    shape and dtype. ``dtype=None``: bf16 where it is measured faster (``fast_ns_dtype``), else fp32."""
     if dtype is None:
-        dtype = torch.float32 if update.device.type == "cpu" else torch.bfloat16
+        dtype = fast_ns_dtype(update.device)
     flat = update.reshape(update.shape[0], -1)
     return newton_schulz(flat, steps, dtype).to(update.dtype).view_as(update)
+
+
+def orthogonalize_all(updates: list[torch.Tensor], steps: int = 5,
+                      dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+    """``orthogonalize`` of each update, same-shape matrices stacked into one batched iteration."""
+    by_shape: dict[tuple[int, int, torch.dtype, torch.device], list[int]] = {}
+    for index, update in enumerate(updates):
+        rows = update.shape[0]
+        by_shape.setdefault((rows, update.numel() // max(rows, 1), update.dtype, update.device), []).append(index)
+    out: list[torch.Tensor] = [updates[0]] * len(updates)
+    for (rows, cols, _, device), indices in by_shape.items():
+        stack = torch.stack([updates[i].reshape(rows, cols) for i in indices])
+        result = newton_schulz(stack, steps, dtype or fast_ns_dtype(device))
+        for slot, index in enumerate(indices):
+            out[index] = result[slot].to(updates[index].dtype).view_as(updates[index])
+    return out
 
 
 def output_head(model: nn.Module) -> nn.Module | None:
@@ -70,17 +121,32 @@ def output_head(model: nn.Module) -> nn.Module | None:
     return head
 
 
+_LAYERS = (nn.Embedding, nn.Linear, nn.modules.conv._ConvNd)
+
+
+def input_layer(model: nn.Module) -> nn.Module | None:
+    """The layer that reads the model's input: the first embedding, linear or conv layer registered
+    (a CNN's RGB stem, an MLP's first linear, a language model's token embedding). Muon's authors
+    train it with AdamW, not Muon: its fan-in is tiny (3 x k x k for an image stem) and its input is
+    data, not a hidden representation."""
+    for module in model.modules():
+        if isinstance(module, _LAYERS) and any(True for _ in module.parameters(recurse=False)):
+            return module
+    return None
+
+
 Exclude = Callable[[str, nn.Module, nn.Parameter], bool]
 
 
 def split_params(model: nn.Module, exclude: Exclude | None = None) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(hidden-layer matrices for Muon, everything else), trainable parameters only, each once.
 
-    A matrix is a parameter with 2+ dims that does not belong to an ``nn.Embedding`` or to the
-    output head, and that ``exclude(qualified_name, module, param)`` does not claim. Tied weights
+    A matrix is a parameter with 2+ dims that does not belong to an ``nn.Embedding``, the input
+    layer (``input_layer``) or the output head, and that ``exclude(qualified_name, module, param)``
+    does not claim. Tied weights
     go where they are first met (an embedding tied to the head stays with the embedding).
     """
-    head = output_head(model)
+    head, first = output_head(model), input_layer(model)
     matrices: list[nn.Parameter] = []
     others: list[nn.Parameter] = []
     seen: set[int] = set()
@@ -94,6 +160,7 @@ def split_params(model: nn.Module, exclude: Exclude | None = None) -> tuple[list
                 param.ndim >= 2
                 and not isinstance(module, nn.Embedding)
                 and module is not head
+                and module is not first
                 and not (exclude is not None and exclude(qualified, module, param))
             )
             (matrices if is_matrix else others).append(param)
@@ -145,41 +212,60 @@ class Muon(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            update = {"muon": self._muon, "adamw": self._adamw, "sgd": self._sgd}[group["kind"]]
-            for param in group["params"]:
-                if param.grad is not None:
-                    update(param, param.grad, group, self.state[param])
+            params = [p for p in group["params"] if p.grad is not None]
+            if params:
+                {"muon": self._muon, "adamw": self._adamw, "sgd": self._sgd}[group["kind"]](params, group)
         return loss
 
-    def _muon(self, param: torch.Tensor, grad: torch.Tensor, group: dict, state: dict) -> None:
+    def _muon(self, params: list[torch.Tensor], group: dict) -> None:
+        """One step for a Muon group: momentum for all at once, Newton-Schulz batched by shape."""
         momentum = group["momentum"]
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = torch.zeros_like(grad)
-        buffer = state["momentum_buffer"]
-        buffer.lerp_(grad, 1 - momentum)
-        direction = grad.lerp(buffer, momentum) if group["nesterov"] else buffer
-        ortho = orthogonalize(direction, group["ns_steps"], self.ns_dtype)
-        rows, cols = param.shape[0], param[0].numel()
-        param.mul_(1 - group["lr"] * group["weight_decay"])
-        param.add_(ortho, alpha=-group["lr"] * math.sqrt(max(1.0, rows / cols)))
+        grads = [p.grad for p in params]
+        buffers = []
+        for param, grad in zip(params, grads):
+            state = self.state[param]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(grad)
+            buffers.append(state["momentum_buffer"])
+        torch._foreach_lerp_(buffers, grads, 1 - momentum)
+        directions = torch._foreach_lerp(grads, buffers, momentum) if group["nesterov"] else buffers
+        orthos = orthogonalize_all(list(directions), group["ns_steps"], self.ns_dtype)
+        torch._foreach_mul_(params, 1 - group["lr"] * group["weight_decay"])
+        for param, ortho in zip(params, orthos):
+            rows, cols = param.shape[0], param[0].numel()
+            param.add_(ortho, alpha=-group["lr"] * math.sqrt(max(1.0, rows / cols)))
 
-    @staticmethod
-    def _adamw(param: torch.Tensor, grad: torch.Tensor, group: dict, state: dict) -> None:
+    def _adamw(self, params: list[torch.Tensor], group: dict) -> None:
+        """``torch.optim.AdamW``'s rule, the same ops in the same order, over the group at once."""
         beta1, beta2 = group["betas"]
-        if "step" not in state:
-            state["step"] = 0
-            state["exp_avg"] = torch.zeros_like(param)
-            state["exp_avg_sq"] = torch.zeros_like(param)
-        state["step"] += 1
-        step = state["step"]
-        param.mul_(1 - group["lr"] * group["weight_decay"])
-        state["exp_avg"].lerp_(grad, 1 - beta1)
-        state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        denom = (state["exp_avg_sq"].sqrt() / math.sqrt(1 - beta2**step)).add_(group["eps"])
-        param.addcdiv_(state["exp_avg"], denom, value=-group["lr"] / (1 - beta1**step))
+        by_step: dict[int, list[torch.Tensor]] = {}
+        for param in params:
+            state = self.state[param]
+            if "step" not in state:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(param)
+                state["exp_avg_sq"] = torch.zeros_like(param)
+            state["step"] += 1
+            by_step.setdefault(state["step"], []).append(param)
+        for step, same in by_step.items():
+            grads = [p.grad for p in same]
+            exp_avgs = [self.state[p]["exp_avg"] for p in same]
+            exp_avg_sqs = [self.state[p]["exp_avg_sq"] for p in same]
+            torch._foreach_mul_(same, 1 - group["lr"] * group["weight_decay"])
+            torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
+            torch._foreach_mul_(exp_avg_sqs, beta2)
+            torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+            denoms = torch._foreach_sqrt(exp_avg_sqs)
+            torch._foreach_div_(denoms, math.sqrt(1 - beta2**step))
+            torch._foreach_add_(denoms, group["eps"])
+            torch._foreach_addcdiv_(same, exp_avgs, denoms, value=-group["lr"] / (1 - beta1**step))
+
+    def _sgd(self, params: list[torch.Tensor], group: dict) -> None:
+        for param in params:
+            self._sgd_one(param, param.grad, group, self.state[param])
 
     @staticmethod
-    def _sgd(param: torch.Tensor, grad: torch.Tensor, group: dict, state: dict) -> None:
+    def _sgd_one(param: torch.Tensor, grad: torch.Tensor, group: dict, state: dict) -> None:
         if group["weight_decay"]:
             grad = grad.add(param, alpha=group["weight_decay"])
         momentum = group["momentum"]

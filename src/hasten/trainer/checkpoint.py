@@ -131,3 +131,36 @@ def _load_file(path: Path, required: tuple[str, ...]) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: damaged or not written by a Trainer",
                               "resume from its run (an older intact checkpoint is used automatically) or start a new run")
     return payload
+
+
+_COUNTERS = ("epoch", "batch", "batch_in_epoch", "sample", "token")
+
+
+def validate_timestamp(saved: Any, total_steps: int, batches_per_epoch: int) -> None:
+    """Refuse a checkpoint whose position cannot belong to this run (a damaged or forged file):
+    counters must be non-negative integers, the step at most the run's ``total_steps``, the
+    position in the epoch within an epoch, and no more epochs or in-epoch steps than steps."""
+    if not isinstance(saved, dict) or any(key not in saved for key in _COUNTERS):
+        raise CheckpointError("checkpoint has no valid training position (timestamp)",
+                              "resume from a checkpoint written by hasten's Trainer")
+    values = {}
+    for key in _COUNTERS:
+        value = saved[key]
+        if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+            value = int(value.item())
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CheckpointError(f"checkpoint's {key} count is {value!r}, not a non-negative integer",
+                                  "resume from an intact checkpoint written by hasten's Trainer")
+        values[key] = value
+    step = values["batch"]
+    problem = None
+    if step > total_steps:
+        problem = f"checkpoint is at step {step}, beyond this run's {total_steps} steps"
+    elif values["batch_in_epoch"] > min(step, batches_per_epoch if batches_per_epoch > 0 else step):
+        problem = (f"checkpoint is at step {values['batch_in_epoch']} of an epoch of {batches_per_epoch} steps "
+                   f"after {step} steps in all")
+    elif values["epoch"] > step:
+        problem = f"checkpoint counts {values['epoch']} epochs in {step} steps"
+    if problem is not None:
+        raise CheckpointError(problem, "resume with the duration the checkpoint was written for, or from an "
+                                       "intact checkpoint")

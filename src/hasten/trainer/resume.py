@@ -71,6 +71,8 @@ def _restore(state: State, algorithms: Sequence[Algorithm], payload: dict[str, A
             f"checkpoint was written with methods {saved or 'none'}, this run has {current or 'none'}",
             "resume with the same --method list",
         )
+    assert state.plan is not None, "the run plan is made before a checkpoint is loaded"
+    ckpt.validate_timestamp(payload.get("timestamp"), state.plan.total_steps, state.batches_per_epoch)
     try:
         state.model.load_state_dict(payload["model"])
         state.optimizer.load_state_dict(payload["optimizer"])  # type: ignore[union-attr]  # built in fit()

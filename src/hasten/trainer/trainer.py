@@ -30,15 +30,12 @@ from hasten.optim.scheduling import apply_schedule, bind_scheduler, step_schedul
 from hasten.store.records import EvalPoint
 from hasten.trainer import checkpoint as ckpt
 from hasten.trainer import recording, resume
+from hasten.trainer.guard import Diverged, LossGuard, check_weights
 from hasten.trainer.result import FitResult
 from hasten.trainer.sources import as_source, batch_size_of, measure_rates, move_to, split_micro_batches, tokens_in
 from hasten.trainer.timing import TimingBuckets
 
 PRECISIONS = ("fp32", "bf16")
-
-
-class Diverged(Exception):
-    """Raised inside the loop when the loss is NaN or infinite."""
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -190,6 +187,7 @@ class Trainer:
                                   self.checkpoint_interval)
         if self.resume_from is not None:
             self._load(self.resume_from)
+        self._guard = LossGuard(state.device)
         timer.start("train")
         try:
             self.engine.run_event(Event.FIT_START)
@@ -197,6 +195,7 @@ class Trainer:
                 self.evaluate()
             while not self._done():
                 self._train_epoch()
+            self._check_divergence(final=True)
             if not self.evals or self.evals[-1].step != state.timestamp.batch:
                 self.evaluate()
             if self.checkpoint_dir is not None:
@@ -302,9 +301,8 @@ class Trainer:
             self.engine.run_event(Event.AFTER_BACKWARD)
             step_loss += state.loss.detach().float() * share
         state.batch = full_batch
-        state.train_loss = float(step_loss)
-        if not math.isfinite(state.train_loss):  # NaN guard: stop before the weights are touched
-            raise Diverged(f"loss became {state.train_loss} at step {state.timestamp.batch + 1}")
+        self._guard.observe(step_loss, state.timestamp.batch + 1)  # NaN guard: no per-step sync on GPUs
+        state.train_loss = self._guard.last_loss
         self._clip_gradients()
         apply_schedule(state)
         self.engine.run_event(Event.BEFORE_OPTIMIZER_STEP)
@@ -315,6 +313,16 @@ class Trainer:
             state.optimizer.step()  # type: ignore[union-attr]  # built in fit()
         self.engine.run_event(Event.AFTER_OPTIMIZER_STEP)
         step_scheduler(state.scheduler)
+
+    def _check_divergence(self, final: bool = False) -> None:
+        """Read the loss guard now (before evaluations and checkpoints); at the end also the weights,
+        which the last step's update may have broken after its loss was read."""
+        guard = getattr(self, "_guard", None)
+        if guard is not None:
+            guard.check()
+            self.state.train_loss = guard.last_loss
+        if final and self.state.timestamp.batch > 0:
+            check_weights(self.state.model.parameters(), self.state.timestamp.batch)
 
     def _closure(self, replay: list[tuple[Any, Any, Any, float]]) -> torch.Tensor:
         """Recompute loss and gradients on the current batch (for SAM-like optimizers); fires no events.
@@ -338,6 +346,7 @@ class Trainer:
     def evaluate(self) -> dict[str, float]:
         """Evaluate on all of ``eval_data``; its time goes to the ``eval`` bucket, never to training."""
         state = self.state
+        self._check_divergence()
         with state.timer.bucket("eval"):
             self.engine.run_event(Event.EVAL_START)
             results = self._run_eval() if state.eval_data is not None else {}
@@ -397,6 +406,7 @@ class Trainer:
         state = self.state
         if self.checkpoint_dir is None:
             raise ConfigError("no checkpoint_dir was given", "pass checkpoint_dir= to the Trainer")
+        self._check_divergence()  # never write a checkpoint past a divergence the guard has not read yet
         with state.timer.bucket("checkpoint"):
             self.engine.run_event(Event.CHECKPOINT)
             path = ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch)

@@ -240,3 +240,13 @@ def test_packed_and_chunked_paths_give_identical_results(data_dir, monkeypatch):
     packed = train(1 << 14, 1 << 20)  # every tensor of the tiny model is packed
     chunked = train(0, 96)  # none is packed; each is stepped in chunks of 96 values
     assert all(torch.equal(a, b) for a, b in zip(packed, chunked))
+
+
+def test_fused_none_stays_eager_on_cpu_and_false_never_compiles(monkeypatch):
+    from hasten.optim.flash.fused import FUSED_ENV, resolve_fused
+
+    monkeypatch.delenv(FUSED_ENV, raising=False)
+    assert resolve_fused(None, "cpu") is False  # the compiled CPU update measured slower than eager
+    assert resolve_fused(False, "cuda") is False
+    monkeypatch.setenv(FUSED_ENV, "0")
+    assert resolve_fused(None, "cuda") is False

@@ -26,7 +26,7 @@ from hasten.errors import CheckpointError, ConfigError
 from hasten.optim.flash import quantize as q
 from hasten.optim.flash.fused import DEQUANTIZE as _DEQUANTIZE
 from hasten.optim.flash.fused import QUANTIZE as _QUANTIZE
-from hasten.optim.flash.fused import SIGNED, UNSIGNED, StoredState, resolve_fused, run_step
+from hasten.optim.flash.fused import SIGNED, StoredState, resolve_fused, run_step
 from hasten.optim.flash.packing import Packing
 from hasten.optim.flash.weight_split import NARROW_FORMATS, correction_dtype, reconstruct, split_into
 
@@ -338,8 +338,6 @@ def _convert_correction(rho: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 BUCKET_LIMIT = 1 << 14  # tensors up to this many values are packed with others of their kind
-_DEQUANTIZE = {SIGNED: q.dequantize_signed, UNSIGNED: q.dequantize_unsigned}
-_QUANTIZE = {SIGNED: q.quantize_signed, UNSIGNED: q.quantize_unsigned}
 
 
 def _packable(param: torch.Tensor) -> bool:

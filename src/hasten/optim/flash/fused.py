@@ -96,7 +96,9 @@ def _compiled() -> Callable[..., None]:
     for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
         if hasattr(dynamo_config, name):
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
-    return torch.compile(step_tensor, dynamic=True)
+    # emulate_precision_casts: Inductor otherwise drops a round trip fp32 -> bf16 -> fp32 inside a
+    # fused kernel as a no-op, and the master-weight split (theta - bf16(theta)) would read zero.
+    return torch.compile(step_tensor, dynamic=True, options={"emulate_precision_casts": True})
 
 
 #: overrides ``fused=None`` for the whole process: "0" eager, "1" compiled (e.g. a test suite that
@@ -104,10 +106,18 @@ def _compiled() -> Callable[..., None]:
 FUSED_ENV = "HASTEN_FLASH_FUSED"
 
 
+#: device types where ``fused=None`` compiles. Not CPU: there the compiled update measured slower
+#: than the eager one (benchmarks/optimizer_step.py, docs/flashoptim.md), so auto keeps eager.
+AUTO_FUSED_DEVICES = ("cuda",)
+
+
 def resolve_fused(fused: bool | None, device_type: str) -> bool:
-    """``fused=None``: compile where possible, else eager (with one warning). True: compile or refuse."""
+    """``fused=None``: compile on CUDA where possible, else eager (one warning if CUDA cannot
+    compile). True: compile or refuse. False: eager."""
     if fused is None and os.environ.get(FUSED_ENV, "").strip() in ("0", "1"):
         fused = os.environ[FUSED_ENV].strip() == "1"
+    if fused is None and device_type not in AUTO_FUSED_DEVICES:
+        return False
     if fused is False:
         return False
     problem = compile_problem(device_type)

@@ -18,7 +18,8 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from hasten.errors import ConfigError
-from hasten.optim.flash.base import SIGNED, UNSIGNED, FlashOptimizer
+from hasten.optim.flash.base import FlashOptimizer
+from hasten.optim.flash.fused import SIGNED, UNSIGNED
 
 
 def _check_betas(betas: tuple[float, float]) -> None:
@@ -45,7 +46,7 @@ def sgd_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Te
         else:
             buf.mul_(momentum).add_(direction, alpha=1.0 - hyper["dampening"])
         direction = direction.add(buf, alpha=momentum) if hyper["nesterov"] else buf
-    theta.add_(direction, alpha=-lr)
+    theta.sub_(direction * lr)  # not add_(alpha=-lr): a Python alpha would recompile the fused step per lr
 
 
 def adam_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
@@ -61,7 +62,7 @@ def adam_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.T
     exp_avg.lerp_(grad, 1.0 - hyper["beta1"])
     exp_avg_sq.mul_(hyper["beta2"]).addcmul_(grad, grad, value=1.0 - hyper["beta2"])
     denom = (exp_avg_sq.sqrt() / hyper["bias_root"]).add_(hyper["eps"])
-    theta.addcdiv_(exp_avg, denom, value=-hyper["step_size"])
+    theta.sub_(exp_avg / denom * hyper["step_size"])  # tensor arithmetic: a schedule does not recompile
 
 
 def lion_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
@@ -71,7 +72,7 @@ def lion_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.T
     exp_avg = states["exp_avg"]
     if wd != 0:
         theta.mul_(1.0 - lr * wd)
-    theta.add_(exp_avg.lerp(grad, 1.0 - hyper["beta1"]).sign_(), alpha=-lr)
+    theta.sub_(exp_avg.lerp(grad, 1.0 - hyper["beta1"]).sign_() * lr)
     exp_avg.lerp_(grad, 1.0 - hyper["beta2"])
 
 
@@ -176,7 +177,8 @@ class FlashAdamW(_FlashAdamBase):
 class FlashLion(FlashOptimizer):
     """Lion (Chen et al. 2023): ``theta -= lr * sign(beta1 m + (1 - beta1) g)``, decoupled decay.
 
-    Lion's steps have unit size per coordinate, so its ``lr`` is typically 3-10x below AdamW's.
+    Lion's steps have unit size per coordinate, so its ``lr`` is typically 3-10x below AdamW's; the
+    default 1e-4 follows the Lion paper (the FlashOptim authors' FlashLion defaults to 1e-3).
     """
 
     def __init__(
