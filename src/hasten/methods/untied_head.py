@@ -6,6 +6,8 @@ the embedding (``init="copy"``) or from zeros (``init="zero"``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -32,10 +34,9 @@ def untie_head(model: nn.Module, init: str = "copy") -> int:
                 weight = module.weight.detach().clone() if init == "copy" else torch.zeros_like(module.weight)
             module.weight = nn.Parameter(weight)
             count += 1
-    if hasattr(model, "config") and hasattr(model.config, "tied_head"):
-        import dataclasses
-
-        model.config = dataclasses.replace(model.config, tied_head=False)
+    config = getattr(model, "config", None)
+    if count and dataclasses.is_dataclass(config) and hasattr(config, "tied_head"):
+        model.config = dataclasses.replace(config, tied_head=False)  # type: ignore[type-var,assignment]
     return count
 
 

@@ -19,8 +19,8 @@ import torch
 from hasten.core.metrics import CrossEntropy
 from hasten.data.memory import TensorBatches
 from hasten.data.text import RandomWindows, load_tiny_shakespeare, windows
-from hasten.models.gpt import CharGPT, GPTConfig, decay_groups
 from hasten.errors import ConfigError
+from hasten.models.gpt import CharGPT, GPTConfig, decay_groups
 from hasten.optim.schedules import WarmupCosine, WarmupTrapezoid
 from hasten.trainer.trainer import default_loss
 from hasten.workloads.base import Components, Workload, register_workload
