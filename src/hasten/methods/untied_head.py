@@ -14,7 +14,7 @@ from torch import nn
 from hasten.core.algorithm import Algorithm
 from hasten.core.event import Event
 from hasten.core.state import State
-from hasten.methods.card import MethodCard
+from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
 from hasten.methods.surgery import require_some
 
@@ -66,6 +66,8 @@ register(
         action="replace",
         mechanism="step-count",
         bottleneck=("compute",),
+        paper=Paper("Press and Wolf", 2017, "Using the Output Embedding to Improve Language Models (tying; "
+                    "this method undoes it)", "1608.05859"),
         functional=("untie_head",),
         effect="Lower loss per step in small language models; more parameters (vocab x width), same FLOPs",
         not_worth_it="Large vocabularies where the extra matrix costs memory; models with no tied head (refused)",
