@@ -28,7 +28,7 @@ import os
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -176,15 +176,26 @@ def main(argv: list[str] | None = None) -> int:
     jobs = plan(args.workload, args.recipe or RECIPES[args.workload], list(range(args.seeds)), args.ablate,
                 args.quick, args.eval_every, threads, args.device, args.data_dir)
     load_before, started = os.getloadavg(), time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    partial = args.out / f"speedrun-{args.workload}{'-quick' if args.quick else ''}.partial.jsonl"
+    partial.write_text("")
+    runs = []
+
+    def finished(run: dict[str, Any]) -> None:  # each run is kept as it ends: a long race stopped early keeps its runs
+        runs.append(run)
+        with partial.open("a") as stream:
+            stream.write(json.dumps(run) + "\n")
+        print(f"{run['label']} seed {run['seed']}: {run['train_time_s']:.1f}s, final {run['final']:.4f}", file=sys.stderr)
+
     if args.jobs == 1:
-        runs = []
         for job in jobs:
-            runs.append(run_one(job))
-            print(f"{job['label']} seed {job['seed']}: {runs[-1]['train_time_s']:.1f}s, final {runs[-1]['final']:.4f}",
-                  file=sys.stderr)
+            finished(run_one(job))
     else:
         with ProcessPoolExecutor(args.jobs) as pool:
-            runs = list(pool.map(run_one, jobs))
+            for future in as_completed([pool.submit(run_one, job) for job in jobs]):
+                finished(future.result())
+    order = {(j["label"], j["seed"]): i for i, j in enumerate(jobs)}
+    runs.sort(key=lambda r: order[(r["label"], r["seed"])])
     load_after = os.getloadavg()
     report = {
         "workload": args.workload, "recipe": args.recipe or RECIPES[args.workload], "quick": args.quick,
@@ -194,7 +205,6 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": time.time() - started,
         "race": analyse(runs, args.workload, target), "runs": runs,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = f"speedrun-{args.workload}" + ("-quick" if args.quick else "")
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))
     plot(runs, target, args.out / f"{stem}.png", f"{args.workload}: {report['recipe']} vs baseline")

@@ -12,7 +12,7 @@ from hasten.models.gpt import CharGPT, GPTConfig
 from hasten.models.mnist import MnistCNN
 from tests.methods.model_helpers import gpt_trainer_factory, small_gpt
 
-CONFIG = dict(vocab_size=65, context=32, layers=2, heads=2, width=32)
+CONFIG = {"vocab_size": 65, "context": 32, "layers": 2, "heads": 2, "width": 32}
 
 
 def same_function_as_option(apply, option: dict) -> None:  # type: ignore[no-untyped-def]

@@ -6,13 +6,15 @@ the embedding (``init="copy"``) or from zeros (``init="zero"``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from hasten.core.algorithm import Algorithm
 from hasten.core.event import Event
 from hasten.core.state import State
-from hasten.methods.card import MethodCard
+from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
 from hasten.methods.surgery import require_some
 
@@ -32,10 +34,9 @@ def untie_head(model: nn.Module, init: str = "copy") -> int:
                 weight = module.weight.detach().clone() if init == "copy" else torch.zeros_like(module.weight)
             module.weight = nn.Parameter(weight)
             count += 1
-    if hasattr(model, "config") and hasattr(model.config, "tied_head"):
-        import dataclasses
-
-        model.config = dataclasses.replace(model.config, tied_head=False)
+    config = getattr(model, "config", None)
+    if count and dataclasses.is_dataclass(config) and hasattr(config, "tied_head"):
+        model.config = dataclasses.replace(config, tied_head=False)  # type: ignore[type-var,assignment]
     return count
 
 
@@ -65,6 +66,8 @@ register(
         action="replace",
         mechanism="step-count",
         bottleneck=("compute",),
+        paper=Paper("Press and Wolf", 2017, "Using the Output Embedding to Improve Language Models (tying; "
+                    "this method undoes it)", "1608.05859"),
         functional=("untie_head",),
         effect="Lower loss per step in small language models; more parameters (vocab x width), same FLOPs",
         not_worth_it="Large vocabularies where the extra matrix costs memory; models with no tied head (refused)",

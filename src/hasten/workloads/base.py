@@ -53,7 +53,7 @@ class Workload:
     def __init__(self) -> None:
         self.params: dict[str, Any] = dict(self.parameters)
 
-    def with_params(self, params: dict[str, Any] | None = None) -> "Workload":
+    def with_params(self, params: dict[str, Any] | None = None) -> Workload:
         """A copy of this workload with some baseline settings changed; unknown names and values
         of the wrong type are a ConfigError naming the accepted settings."""
         params = params or {}
