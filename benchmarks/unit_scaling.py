@@ -3,6 +3,7 @@
     python benchmarks/unit_scaling.py quality  --steps 600 --seeds 0 1 2
     python benchmarks/unit_scaling.py transfer --steps 200 --seeds 0 1 --widths 64 128 256
     python benchmarks/unit_scaling.py plot     # the transfer figure from the recorded JSON
+    python benchmarks/unit_scaling.py report   # markdown tables from the recorded JSON
     python benchmarks/unit_scaling.py quality --quick   # a few steps: checks the script runs
 
 quality: the shakespeare workload's baseline recipe (CharGPT, AdamW, warm-up + cosine, clip 1.0, fp32)
@@ -80,12 +81,19 @@ def quality(args: argparse.Namespace) -> None:
     config = GPTConfig(vocab_size=65, context=ws.CONTEXT, layers=4, heads=4, width=128)
     runs = []
     variants = args.variants
+    cache = {(r["variant"], r["seed"]): r for r in load_log(args.resume_log) if "variant" in r}
     for seed in args.seeds:
         for variant in variants:  # interleaved per seed
+            if (variant, seed) in cache:
+                runs.append(cache[(variant, seed)])
+                continue
+            if args.only_recorded:
+                continue
             torch.manual_seed(seed)
             grad_scale = float(variant.partition("grad_scale=")[2] or 1.0)
+            fp8 = "fp8=true" in variant
             algorithms = [] if variant == "baseline" else [
-                UnitScaling(fp8=True, lr=args.us_lr, base_width=args.base_width, grad_scale=grad_scale)]
+                UnitScaling(fp8=fp8, lr=args.us_lr, base_width=args.base_width, grad_scale=grad_scale)]
             out = train(CharGPT(config), seed=seed, steps=args.steps, algorithms=algorithms,
                         optimizer=sp_optimizer(ws.LR), eval_windows=None, data_dir=args.data_dir)
             runs.append({"variant": variant, "seed": seed, **out})
@@ -93,6 +101,8 @@ def quality(args: argparse.Namespace) -> None:
     summary = {}
     for variant in variants:
         losses = [r["loss"] for r in runs if r["variant"] == variant]
+        if not losses:
+            continue
         summary[variant] = {"mean": statistics.fmean(losses), "min": min(losses), "max": max(losses),
                             "stdev": statistics.stdev(losses) if len(losses) > 1 else 0.0}
     record = {"benchmark": "unit_scaling quality", "steps": args.steps, "seeds": args.seeds, "us_lr": args.us_lr,
@@ -123,15 +133,17 @@ def fit_optimum(lrs: list[float], losses_per_lr: list[list[float]], rng: random.
             "log2_hi": boots[int(0.95 * draws) - 1]}
 
 
-def load_cache(path: str | None) -> dict[tuple, dict]:
-    """Finished transfer runs from a previous, interrupted sweep (its printed JSON lines)."""
-    cache: dict[tuple, dict] = {}
-    if path and Path(path).exists():
-        for line in Path(path).read_text().splitlines():
-            if line.startswith("{"):
-                run = json.loads(line)
-                cache[(run["param"], run["width"], run["lr"], run["seed"])] = run
-    return cache
+def load_log(paths: str | None) -> list[dict]:
+    """Finished runs printed by earlier, interrupted invocations (comma-separated logs of JSON lines)."""
+    runs = []
+    for path in (paths or "").split(","):
+        if path and Path(path).exists():
+            runs += [json.loads(line) for line in Path(path).read_text().splitlines() if line.startswith("{\"")]
+    return runs
+
+
+def load_cache(paths: str | None) -> dict[tuple, dict]:
+    return {(r["param"], r["width"], r["lr"], r["seed"]): r for r in load_log(paths) if "param" in r}
 
 
 def transfer(args: argparse.Namespace) -> None:
@@ -202,6 +214,23 @@ def plot(args: argparse.Namespace) -> None:
     print(f"wrote {DOCS / 'unit-scaling-transfer.png'}")
 
 
+def report(args: argparse.Namespace) -> None:
+    """Markdown tables of the recorded results, for docs/unit-scaling.md."""
+    quality_path = RESULTS / "unit_scaling_quality.json"
+    if quality_path.exists():
+        q = json.loads(quality_path.read_text())
+        print("| variant | seeds | validation loss per seed | mean |\n| --- | --- | --- | ---: |")
+        for variant, summary in q["summary"].items():
+            losses = [f"{r['loss']:.4f}" for r in q["runs"] if r["variant"] == variant]
+            seeds = [str(r["seed"]) for r in q["runs"] if r["variant"] == variant]
+            print(f"| `{variant}` | {', '.join(seeds)} | {' / '.join(losses)} | {summary['mean']:.4f} |")
+    t = json.loads((RESULTS / "unit_scaling_transfer.json").read_text())
+    print("\n| parametrization | width | optimum lr | 90% bootstrap interval |\n| --- | ---: | ---: | --- |")
+    for key, opt in t["optima"].items():
+        param, width = key.split("/")
+        print(f"| {param.upper()} | {width} | {opt['lr']:.3g} | {2 ** opt['log2_lo']:.3g} - {2 ** opt['log2_hi']:.3g} |")
+
+
 def write(record: dict, name: str, quick: bool) -> None:
     path = RESULTS / (name.replace(".json", "-quick.json") if quick else name)
     if quick:
@@ -213,7 +242,7 @@ def write(record: dict, name: str, quick: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("quality", "transfer", "plot"))
+    parser.add_argument("what", choices=("quality", "transfer", "plot", "report"))
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--widths", type=int, nargs="+", default=[64, 128, 256])
@@ -224,9 +253,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--us-grid", type=float, nargs="+", default=[0.0125, 0.025, 0.05, 0.1, 0.2])
     parser.add_argument("--val-windows", type=int, default=512)
     parser.add_argument("--variants", nargs="+", default=["baseline", "unit_scaling:fp8=true"],
-                        help="quality: baseline and/or unit_scaling:fp8=true[,grad_scale=G]")
+                        help="quality: baseline, unit_scaling (fp32) and/or unit_scaling:fp8=true[,grad_scale=G]")
+    parser.add_argument("--only-recorded", action="store_true",
+                        help="quality: train nothing, summarise the runs found in --resume-log")
     parser.add_argument("--out", help="quality: the results file name under benchmarks/results/")
-    parser.add_argument("--resume-log", help="a previous sweep's output: its finished runs are reused")
+    parser.add_argument("--resume-log", help="earlier runs' output logs (comma-separated): finished runs are reused")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data-dir", default=os.environ.get("HASTEN_DATA", str(Path(__file__).parents[1].parent
                                                                                  / "shared" / "data")))
@@ -235,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     if args.quick:
         args.steps, args.seeds, args.widths, args.val_windows = 4, args.seeds[:1], args.widths[:1], 16
-    {"quality": quality, "transfer": transfer, "plot": plot}[args.what](args)
+    {"quality": quality, "transfer": transfer, "plot": plot, "report": report}[args.what](args)
 
 
 if __name__ == "__main__":
