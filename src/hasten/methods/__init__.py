@@ -52,6 +52,7 @@ MODULES: tuple[str, ...] = (
     "stochastic_depth",
     "swa",
     "tta",
+    "unit_scaling",
     "untied_head",
     "zero_init_projections",
 )
