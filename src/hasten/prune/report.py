@@ -88,7 +88,7 @@ def plot(metric: str, rows: list[Row], x: str, path: Path) -> Path:
     axes = figure.add_subplot()
     for strategy in sorted({r.strategy for r in rows} - {CONTROL}):
         points = sorted((getattr(r, x), r.after) for r in rows if r.strategy == strategy)
-        style = {"linestyle": "--", "color": "grey"} if strategy == "random" else {}
+        style: dict[str, Any] = {"linestyle": "--", "color": "grey"} if strategy == "random" else {}
         axes.errorbar([p[0] for p in points], [p[1][0] for p in points], yerr=[p[1][1] for p in points],
                       marker="o", markersize=3.5, capsize=2, label=strategy, **style)
     for r in rows:
