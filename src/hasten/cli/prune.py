@@ -8,7 +8,13 @@ import click
 
 from hasten.cli.common import echo_json, open_store, store_option
 from hasten.errors import ConfigError
-from hasten.prune.experiment import CONTROL, PruneSettings, recipe_for, run_pruning
+from hasten.prune.experiment import (
+    CONTROL,
+    PruneSettings,
+    finished_pruning,
+    recipe_for,
+    run_pruning,
+)
 from hasten.prune.report import write_pruning_report
 from hasten.prune.strategies import STRATEGIES, check_strategy
 from hasten.workloads.base import get_workload
@@ -33,7 +39,9 @@ def _compressions(text: str) -> list[float]:
               help=f"Comma-separated, from: {', '.join(STRATEGIES)}.")
 @click.option("--compressions", "-c", default="2,4,8,16,32", show_default=True,
               help="Compression ratios (parameters / nonzero), each >= 1.")
-@click.option("--seeds", type=click.IntRange(1), default=2, show_default=True, help="Seeds 0..N-1.")
+@click.option("--seeds", type=click.IntRange(1), default=2, show_default=True, help="How many seeds.")
+@click.option("--first-seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seeds FIRST..FIRST+N-1 (split a benchmark over processes).")
 @click.option("--pretrain", default=None, help="Training of the model to prune. Default: the workload's duration.")
 @click.option("--finetune", default="1ep", show_default=True,
               help="Fine-tuning: the workload's optimizer and schedule over this budget.")
@@ -48,7 +56,7 @@ def _compressions(text: str) -> list[float]:
 @click.option("--json", "as_json", is_flag=True, help="Print every result as JSON at the end.")
 @store_option
 def prune(workload: str, strategies: str, compressions: str, seeds: int, pretrain: str | None, finetune: str,
-          lr_scale: float, include_classifier: bool, no_control: bool, report_only: bool, out_dir: str | None,
+          lr_scale: float, first_seed: int, include_classifier: bool, no_control: bool, report_only: bool, out_dir: str | None,
           device: str, data_dir: str | None, as_json: bool, store_path: str | None) -> None:
     """Prune WORKLOAD's trained baseline by each strategy to each compression, fine-tune, record, report.
 
@@ -66,8 +74,12 @@ def prune(workload: str, strategies: str, compressions: str, seeds: int, pretrai
         settings = PruneSettings(pretrain=pretrain, finetune=finetune, lr_scale=lr_scale,
                                  include_classifier=include_classifier, device=device, data_dir=data_dir)
         points = [(CONTROL, 1.0)] * (not no_control) + [(s, c) for s in names for c in targets]
-        for seed in range(seeds):
+        for seed in range(first_seed, first_seed + seeds):
             for strategy, compression in points:
+                done = finished_pruning(store, workload, strategy, compression, seed, settings)
+                if done is not None:
+                    results.append(done)
+                    continue
                 result = run_pruning(workload, strategy, compression, seed=seed, settings=settings, store=store)
                 results.append(result)
                 metric = result["metric"]

@@ -15,7 +15,7 @@ import copy
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -35,6 +35,10 @@ from hasten.workloads.runner import build_trainer
 CONTROL = "none"
 
 
+def weight_now(module: torch.nn.Module) -> torch.Tensor:
+    return cast(torch.Tensor, module.weight)
+
+
 @dataclass(frozen=True)
 class PruneSettings:
     """Everything but the strategy, compression and seed: the same for every point of a benchmark."""
@@ -49,6 +53,20 @@ class PruneSettings:
 
 def recipe_for(strategy: str, compression: float) -> str:
     return "prune:unpruned" if strategy == CONTROL else f"prune:{strategy}@{compression:g}x"
+
+
+def finished_pruning(store: RunStore, workload: str, strategy: str, compression: float, seed: int,
+                     settings: PruneSettings) -> dict[str, Any] | None:
+    """The results of a completed run of this very point and settings, if the store has one (so an
+    interrupted benchmark continues instead of starting over)."""
+    pretrain = settings.pretrain or get_workload(workload).default_duration
+    for record in store.list_runs(workload, recipe=recipe_for(strategy, compression), status="completed"):
+        found = record.config.get("pruning") or {}
+        if (record.seed == seed and "after" in found and found.get("pretrain") == pretrain
+                and found.get("finetune") == settings.finetune and found.get("lr_scale") == settings.lr_scale
+                and found.get("include_classifier") == settings.include_classifier):
+            return found
+    return None
 
 
 def pretrained_weights(workload: str, seed: int, settings: PruneSettings, store: RunStore) -> dict[str, torch.Tensor]:
@@ -92,6 +110,7 @@ def run_pruning(workload: str, strategy: str, compression: float, *, seed: int, 
         batch = tuple(t.to(state.device) if torch.is_tensor(t) else t for t in batch)
         apply_masks(layers, compute_masks(strategy, model, layers, budget, seed=seed, batch=batch,
                                           loss_fn=state.loss_fn))
+    assert state.eval_data is not None
     sample = next(iter(state.eval_data))[0][:32].to(state.device)
     macs = multiply_adds(model, sample[:1])
     size, nonzero = parameter_count(model), nonzero_count(model)
@@ -121,7 +140,7 @@ def run_pruning(workload: str, strategy: str, compression: float, *, seed: int, 
     before = result.evals[0].metrics if result.evals and result.evals[0].step == 0 else {}
     pruning.update(before=before, after=dict(result.final), status=result.status, run_id=result.run_id,
                    metric=metric, finetune_time_s=result.train_time_s,
-                   masked_weights_after=sum(int((m.weight == 0).sum()) for m in layers.values()))
+                   masked_weights_after=sum(int((weight_now(m) == 0).sum()) for m in layers.values()))
     record = store.get_run(result.run_id, with_evals=False)
     store.update_run(result.run_id, config={**record.config, "pruning": pruning})
     return pruning

@@ -12,6 +12,7 @@ stay zero through any number of optimizer steps, and the mask is saved in the st
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ PRUNABLE_TYPES = (nn.Linear, nn.Conv2d)
 def prunable_layers(model: nn.Module, include_classifier: bool = False) -> dict[str, nn.Module]:
     """Linear and Conv2d layers by name, in registration order; the last one (the classifier) is left out
     unless ``include_classifier``. A model with none is a ConfigError."""
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
+    layers: dict[str, nn.Module] = {name: m for name, m in model.named_modules() if isinstance(m, PRUNABLE_TYPES)}
     if layers and not include_classifier:
         layers.pop(list(layers)[-1])
     if not layers:
@@ -37,7 +38,7 @@ def prunable_layers(model: nn.Module, include_classifier: bool = False) -> dict[
 
 def weight_of(module: nn.Module) -> torch.Tensor:
     """The weight as trained (``weight_orig`` once masked): what strategies score."""
-    return getattr(module, "weight_orig", module.weight)
+    return cast(torch.Tensor, getattr(module, "weight_orig", module.weight))
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ def apply_masks(layers: dict[str, nn.Module], masks: dict[str, torch.Tensor]) ->
     for name, mask in masks.items():
         module = layers[name]
         if torch_prune.is_pruned(module):
-            module.weight_mask.copy_(mask.to(module.weight_mask))
+            current = cast(torch.Tensor, module.weight_mask)
+            current.copy_(mask.to(current))
         else:
             torch_prune.custom_from_mask(module, "weight", mask.to(weight_of(module).device))
 
@@ -105,5 +107,6 @@ def restore_masks(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None
 def nonzero_count(model: nn.Module) -> int:
     """Parameters minus the masked-out weights (ShrinkBench's ``size_nz``, counted from the masks so a
     weight that happens to be exactly zero, such as a fresh norm bias, still counts as kept)."""
-    pruned = sum(int((m.weight_mask == 0).sum()) for m in model.modules() if hasattr(m, "weight_mask"))
+    pruned = sum(int((cast(torch.Tensor, m.weight_mask) == 0).sum()) for m in model.modules()
+                 if hasattr(m, "weight_mask"))
     return parameter_count(model) - pruned

@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ def multiply_adds(model: nn.Module, inputs: Any) -> MultiplyAdds:
     counts = {"dense": 0, "nonzero": 0}
 
     def count(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
-        weight = module.weight  # the masked weight during a forward
+        weight = cast(torch.Tensor, module.weight)  # the masked weight during a forward
         channels = output.shape[-1] if isinstance(module, nn.Linear) else output.shape[1]
         positions = output.numel() // channels  # samples x (sequence positions or output pixels)
         counts["dense"] += positions * weight.numel()

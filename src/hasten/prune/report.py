@@ -68,6 +68,11 @@ def summarize(results: list[dict[str, Any]]) -> tuple[str, list[Row]]:
     return metric, rows
 
 
+def _cell(value: tuple[float, float], seeds: int) -> str:
+    """Mean ± std over seeds; a single seed has no spread to show."""
+    return f"{value[0]:.4f} ± {value[1]:.4f}" if seeds > 1 else f"{value[0]:.4f} (1 seed)"
+
+
 def markdown_table(metric: str, rows: list[Row]) -> str:
     lines = [(f"| strategy | target | seeds | compression | theoretical speedup | {metric} before fine-tuning | "
              f"{metric} after fine-tuning | inference time vs dense |"),
@@ -75,7 +80,7 @@ def markdown_table(metric: str, rows: list[Row]) -> str:
     for r in rows:
         lines.append(f"| {'unpruned control' if r.strategy == CONTROL else r.strategy} | {r.compression_target:g}x | "
                      f"{r.seeds} | {r.compression:.2f} | {r.theoretical_speedup:.2f} | "
-                     f"{r.before[0]:.4f} ± {r.before[1]:.4f} | {r.after[0]:.4f} ± {r.after[1]:.4f} | "
+                     f"{_cell(r.before, r.seeds)} | {_cell(r.after, r.seeds)} | "
                      f"{r.inference_time_ratio:.2f}x |")
     return "\n".join(lines) + "\n"
 
@@ -88,7 +93,7 @@ def plot(metric: str, rows: list[Row], x: str, path: Path) -> Path:
     axes = figure.add_subplot()
     for strategy in sorted({r.strategy for r in rows} - {CONTROL}):
         points = sorted((getattr(r, x), r.after) for r in rows if r.strategy == strategy)
-        style = {"linestyle": "--", "color": "grey"} if strategy == "random" else {}
+        style: dict[str, Any] = {"linestyle": "--", "color": "grey"} if strategy == "random" else {}
         axes.errorbar([p[0] for p in points], [p[1][0] for p in points], yerr=[p[1][1] for p in points],
                       marker="o", markersize=3.5, capsize=2, label=strategy, **style)
     for r in rows:

@@ -39,12 +39,14 @@ class MaskedLM(Workload):
     modality = "text"
     metric = "loss"
     higher_is_better = False
-    target = 1.60
+    target = 3.08
     default_duration = "1000ba"
     eval_interval = "125ba"
     baseline = ("masking rate 15% constant, 80/10/10 corruption, batch 32 x 64 chars, AdamW lr 2e-3 betas (0.9, 0.98) "
                 "eps 1e-6, wd 0.01 on 2-D weights, 6% warm-up then linear decay to 2%, clip 1.0, fp32")
-    target_note = "masked-token loss on the fixed 15%-masked validation split (docs/workloads.md)"
+    target_note = ("masked-token loss on the fixed 15%-masked validation split; the baseline scored 3.0033 / 2.9542 / "
+                   "3.0355 at 1000 steps (seeds 0-2, cyclic runs, loaded 2-core CPU): mean 2.998 + spread 0.081 = 3.079, "
+                   "rounded up to 3.08 (docs/workloads.md)")
 
     def build(self, *, seed: int, device: torch.device, data_dir: str | None = None) -> Components:
         corpus = load_tiny_shakespeare(data_dir)
