@@ -8,7 +8,7 @@
     report = prof.report()       # .verdict, .evidence, .recommendations
 """
 
-from hasten.bottlenecks import BOTTLENECKS
+from hasten.bottlenecks import PRIORITY as BOTTLENECKS  # in verdict order, as the report lists them
 from hasten.profile.callback import ProfilerCallback
 from hasten.profile.peaks import Peaks, get_peaks, load_peaks, measure_peaks, save_peaks
 from hasten.profile.profiler import Profiler

@@ -21,7 +21,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from hasten.bottlenecks import BOTTLENECKS, COMPUTE, HOST, MEMORY
+from hasten.bottlenecks import COMPUTE, HOST, MEMORY
+from hasten.bottlenecks import PRIORITY as BOTTLENECKS  # shares are reported in verdict order
 from hasten.profile.census import OpCount, StepCensus
 from hasten.profile.opclasses import COMMUNICATION, DATA, MATMUL, OP_CLASSES
 from hasten.profile.peaks import Peaks

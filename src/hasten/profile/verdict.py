@@ -16,9 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hasten.bottlenecks import BOTTLENECKS
+from hasten.bottlenecks import PRIORITY  # V2's order of the bottleneck vocabulary
 
-PRIORITY = BOTTLENECKS  # V2's order: the vocabulary is defined in priority order
 TIE_MARGIN = 0.05
 SECONDARY_MIN = 0.20
 WATCH = {
