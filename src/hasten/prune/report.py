@@ -42,11 +42,16 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def pruning_results(store: RunStore, workload: str) -> list[dict[str, Any]]:
     """``config["pruning"]`` of every completed pruning run of ``workload``."""
-    found = [r.config["pruning"] for r in store.list_runs(workload, status="completed")
-             if isinstance(r.config.get("pruning"), dict) and "after" in r.config["pruning"]]
+    found: dict[tuple, dict[str, Any]] = {}
+    for record in store.list_runs(workload, status="completed"):
+        pruning = record.config.get("pruning")
+        if isinstance(pruning, dict) and "after" in pruning:
+            key = (pruning["strategy"], float(pruning["compression_target"]), pruning["seed"], pruning["pretrain"],
+                   pruning["finetune"], pruning["lr_scale"], pruning["include_classifier"])
+            found.setdefault(key, pruning)  # a point run twice counts once (the first run)
     if not found:
         raise ConfigError(f"no pruning runs of {workload!r} in {store.path}", f"run 'hasten prune {workload}' first")
-    return found
+    return list(found.values())
 
 
 def summarize(results: list[dict[str, Any]]) -> tuple[str, list[Row]]:
