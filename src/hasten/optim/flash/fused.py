@@ -11,7 +11,7 @@ both paths: the eager call is the reference the compiled one is tested against.
 Compilation happens on the first step (and, for SGD with momentum, the second, whose update
 differs): ``flash_*`` methods charge those steps to the Trainer's ``warmup`` bucket. Shapes
 are dynamic, so chunks and packed buffers of any length share one compiled graph per rule,
-dtype and storage layout. Hyperparameters enter as Python floats, which Dynamo treats as
+dtype and storage layout on CUDA (on CPU shapes are static, see ``_compiled``). Hyperparameters enter as Python floats, which Dynamo treats as
 graph inputs (``specialize_float=False``): a learning-rate schedule does not recompile.
 """
 
@@ -90,7 +90,7 @@ def compile_problem(device_type: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled() -> Callable[..., None]:
+def _compiled(device_type: str) -> Callable[..., None]:
     import torch._dynamo.config as dynamo_config
 
     for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
@@ -98,7 +98,11 @@ def _compiled() -> Callable[..., None]:
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
     # emulate_precision_casts: Inductor otherwise drops a round trip fp32 -> bf16 -> fp32 inside a
     # fused kernel as a no-op, and the master-weight split (theta - bf16(theta)) would read zero.
-    return torch.compile(step_tensor, dynamic=True, options={"emulate_precision_casts": True})
+    # Shapes: dynamic on CUDA (Triton kernels take the length as an argument; one graph serves every
+    # chunk and packed buffer). Static on CPU: Inductor's C++ for symbolic lengths measured 2.5x slower
+    # than eager, its static code 2.5x faster (1M values: 119 ms static, 294 ms eager, 1 thread, loaded
+    # machine), at the price of one compile per distinct chunk length.
+    return torch.compile(step_tensor, dynamic=device_type != "cpu", options={"emulate_precision_casts": True})
 
 
 #: overrides ``fused=None`` for the whole process: "0" eager, "1" compiled (e.g. a test suite that
@@ -133,4 +137,4 @@ def resolve_fused(fused: bool | None, device_type: str) -> bool:
 
 def run_step(fused: bool, *args: Any) -> None:
     """``step_tensor(*args)``, compiled when ``fused``."""
-    (_compiled() if fused else step_tensor)(*args)
+    (_compiled(args[2].device.type) if fused else step_tensor)(*args)
