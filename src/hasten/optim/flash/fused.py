@@ -11,7 +11,7 @@ both paths: the eager call is the reference the compiled one is tested against.
 Compilation happens on the first step (and, for SGD with momentum, the second, whose update
 differs): ``flash_*`` methods charge those steps to the Trainer's ``warmup`` bucket. Shapes
 are dynamic, so chunks and packed buffers of any length share one compiled graph per rule,
-dtype and storage layout on CUDA (on CPU shapes are static, see ``_compiled``). Hyperparameters enter as Python floats, which Dynamo treats as
+dtype and storage layout. Hyperparameters enter as Python floats, which Dynamo treats as
 graph inputs (``specialize_float=False``): a learning-rate schedule does not recompile.
 """
 
@@ -98,11 +98,11 @@ def _compiled(device_type: str) -> Callable[..., None]:
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
     # emulate_precision_casts: Inductor otherwise drops a round trip fp32 -> bf16 -> fp32 inside a
     # fused kernel as a no-op, and the master-weight split (theta - bf16(theta)) would read zero.
-    # Shapes: dynamic on CUDA (Triton kernels take the length as an argument; one graph serves every
-    # chunk and packed buffer). Static on CPU: Inductor's C++ for symbolic lengths measured 2.5x slower
-    # than eager, its static code 2.5x faster (1M values: 119 ms static, 294 ms eager, 1 thread, loaded
-    # machine), at the price of one compile per distinct chunk length.
-    return torch.compile(step_tensor, dynamic=device_type != "cpu", options={"emulate_precision_casts": True})
+    # Shapes are dynamic: one graph per rule, dtype and layout serves every chunk and packed buffer.
+    # (dynamic=False would also specialize the float hyperparameters: a recompile every step. On CPU
+    # the dynamic-shape C++ is slow, see docs/flashoptim.md; static shapes with unspecialized floats
+    # are the next thing to try.)
+    return torch.compile(step_tensor, dynamic=True, options={"emulate_precision_casts": True})
 
 
 #: overrides ``fused=None`` for the whole process: "0" eager, "1" compiled (e.g. a test suite that
