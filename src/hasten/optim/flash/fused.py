@@ -90,7 +90,7 @@ def compile_problem(device_type: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled() -> Callable[..., None]:
+def _compiled(device_type: str) -> Callable[..., None]:
     import torch._dynamo.config as dynamo_config
 
     for name in ("recompile_limit", "cache_size_limit"):  # the name changed across torch versions
@@ -98,6 +98,10 @@ def _compiled() -> Callable[..., None]:
             setattr(dynamo_config, name, max(getattr(dynamo_config, name), RECOMPILE_LIMIT))
     # emulate_precision_casts: Inductor otherwise drops a round trip fp32 -> bf16 -> fp32 inside a
     # fused kernel as a no-op, and the master-weight split (theta - bf16(theta)) would read zero.
+    # Shapes are dynamic: one graph per rule, dtype and layout serves every chunk and packed buffer.
+    # (dynamic=False would also specialize the float hyperparameters: a recompile every step. On CPU
+    # the dynamic-shape C++ is slow, see docs/flashoptim.md; static shapes with unspecialized floats
+    # are the next thing to try.)
     return torch.compile(step_tensor, dynamic=True, options={"emulate_precision_casts": True})
 
 
@@ -133,4 +137,4 @@ def resolve_fused(fused: bool | None, device_type: str) -> bool:
 
 def run_step(fused: bool, *args: Any) -> None:
     """``step_tensor(*args)``, compiled when ``fused``."""
-    (_compiled() if fused else step_tensor)(*args)
+    (_compiled(args[2].device.type) if fused else step_tensor)(*args)
