@@ -22,7 +22,9 @@ def test_train_cpu_counts_work_in_train_only_and_not_sleep():
         _spin(0.1)  # CPU time outside training is not training's
     timer.stop()
     assert 0.05 <= timer.train_cpu < 0.05 + 0.1
-    assert timer.totals["train"] >= 0.25
+    # the sleep alone is 0.2 s of wall time; the spin's wall time can be below its CPU time when
+    # other threads of this process also burn CPU, so it is not counted here
+    assert timer.totals["train"] >= 0.2
     assert timer.train_cpu < timer.totals["train"]
 
 
