@@ -52,11 +52,19 @@ def time_to_target(points: list[tuple[float, float | None]], workload: Any) -> f
     return next((t for t, value in points if value is not None and workload.reached(value)), None)
 
 
-def run_seed(name: str, seed: int, duration: str | None, data_dir: str | None, device: str, store: Any,
-             eval_interval: str | None) -> dict[str, Any]:
+def run_seed(
+    name: str, seed: int, duration: str | None, data_dir: str | None, device: str, store: Any, eval_interval: str | None
+) -> dict[str, Any]:
     workload = get_workload(name)
-    trainer = build_trainer(workload, duration=duration, seed=seed, data_dir=data_dir, device=device, store=store,
-                            eval_interval=eval_interval)
+    trainer = build_trainer(
+        workload,
+        duration=duration,
+        seed=seed,
+        data_dir=data_dir,
+        device=device,
+        store=store,
+        eval_interval=eval_interval,
+    )
     result = trainer.fit()
     timing = result.timing
     text = workload.modality == "text"
@@ -73,8 +81,9 @@ def run_seed(name: str, seed: int, duration: str | None, data_dir: str | None, d
         "data_wait_fraction": timing["data_wait"] / timing["train"] if timing["train"] else None,
         "throughput": processed / timing["train"] if timing["train"] else None,
         "throughput_unit": "tokens/s" if text else "samples/s",
-        "time_to_target_s": time_to_target([(p.train_time_s, p.metrics.get(workload.metric)) for p in result.evals],
-                                           workload),
+        "time_to_target_s": time_to_target(
+            [(p.train_time_s, p.metrics.get(workload.metric)) for p in result.evals], workload
+        ),
         "evals": [{"step": p.step, "train_time_s": p.train_time_s, **p.metrics} for p in result.evals],
         "data_source": trainer.state.run_info.get("config", {}).get("data_source"),
         "threads": torch.get_num_threads(),
@@ -138,9 +147,13 @@ def markdown(summaries: list[dict[str, Any]], env: dict[str, Any], quick: bool) 
             f"{s['throughput_mean']:,.0f} {s['throughput_unit']} | {100 * s['data_wait_fraction_mean']:.2f}% | "
             f"{reached} | {s.get('threads')} x {s.get('concurrent_processes', 1)} |"
         )
-    lines += ["", "Supported target = mean - (max - min) over seeds (mean + spread for a loss). Training time is the "
-              "train bucket only; evaluation is timed separately. Threads x processes: torch threads per run and how "
-              "many benchmark processes shared the machine; times with more than one process are contended.", ""]
+    lines += [
+        "",
+        "Supported target = mean - (max - min) over seeds (mean + spread for a loss). Training time is the "
+        "train bucket only; evaluation is timed separately. Threads x processes: torch threads per run and how "
+        "many benchmark processes shared the machine; times with more than one process are contended.",
+        "",
+    ]
     lines += [f"- {s['workload']} data: `{s['data_source']}`" for s in summaries] + [""]
     return "\n".join(lines)
 
@@ -155,12 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", default=None, help="also record every run in this run store (SQLite)")
     parser.add_argument("--seed-list", default=None, help="comma-separated seeds (overrides --seeds), e.g. 2")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--concurrent", type=int, default=1,
-                        help="how many benchmark processes run side by side (recorded; their times are contended)")
-    parser.add_argument("--merge", nargs="+", type=Path, default=None,
-                        help="combine earlier baselines.json files into one report instead of training")
-    parser.add_argument("--out", type=Path, default=OUT,
-                        help=f"folder for baselines.json/.md (--quick: baselines-quick.*) (default {OUT})")
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=1,
+        help="how many benchmark processes run side by side (recorded; their times are contended)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="combine earlier baselines.json files into one report instead of training",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=OUT,
+        help=f"folder for baselines.json/.md (--quick: baselines-quick.*) (default {OUT})",
+    )
     args = parser.parse_args(argv)
     if args.merge:
         return merge(args.merge, args.out)
@@ -170,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
-    seeds = ([int(s) for s in args.seed_list.split(",")] if args.seed_list
-             else list(range(args.seeds or (2 if args.quick else 3))))
+    seeds = (
+        [int(s) for s in args.seed_list.split(",")]
+        if args.seed_list
+        else list(range(args.seeds or (2 if args.quick else 3)))
+    )
     store = None
     if args.store:
         from hasten.store.store import RunStore
@@ -185,12 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         runs = []
         for seed in seeds:
             started = time.perf_counter()
-            run = run_seed(name, seed, duration, args.data_dir, args.device, store,
-                           duration if args.quick else None)
+            run = run_seed(name, seed, duration, args.data_dir, args.device, store, duration if args.quick else None)
             runs.append(run)
-            print(f"{name} seed {seed}: {workload.metric} {run['final']:.4f}, train {run['train_time_s']:.1f}s, "
-                  f"data wait {100 * run['data_wait_fraction']:.2f}%, wall {time.perf_counter() - started:.0f}s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{name} seed {seed}: {workload.metric} {run['final']:.4f}, train {run['train_time_s']:.1f}s, "
+                f"data wait {100 * run['data_wait_fraction']:.2f}%, wall {time.perf_counter() - started:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
         all_runs[name] = runs
         summaries.append(summarize(name, runs, duration))
     env = capture_environment(resolve_device(args.device))
@@ -219,12 +250,18 @@ def merge(paths: list[Path], out: Path) -> int:
     for name, seed_runs in ordered.items():  # read time-to-target again at the workload's current target
         workload = get_workload(name)
         for run in seed_runs:
-            run["time_to_target_s"] = time_to_target([(p["train_time_s"], p.get(workload.metric)) for p in run["evals"]],
-                                                     workload)
-    summaries = [summarize(name, seed_runs, seed_runs[0].get("duration") or get_workload(name).default_duration)
-                 for name, seed_runs in ordered.items()]
-    write_report(out, "baselines", {"quick": any(r["quick"] for r in reports), "env": reports[0]["env"],
-                                    "summaries": summaries, "runs": ordered})
+            run["time_to_target_s"] = time_to_target(
+                [(p["train_time_s"], p.get(workload.metric)) for p in run["evals"]], workload
+            )
+    summaries = [
+        summarize(name, seed_runs, seed_runs[0].get("duration") or get_workload(name).default_duration)
+        for name, seed_runs in ordered.items()
+    ]
+    write_report(
+        out,
+        "baselines",
+        {"quick": any(r["quick"] for r in reports), "env": reports[0]["env"], "summaries": summaries, "runs": ordered},
+    )
     return 0
 
 

@@ -49,8 +49,9 @@ def _workload(name: str, adamw_lr: float, adamw_wd: float):
         def build(self, **kwargs: Any):
             parts = base.build(**kwargs)
             if not isinstance(parts.optimizer(parts.model), torch.optim.AdamW):
-                parts.optimizer = lambda model: torch.optim.AdamW(model.parameters(), lr=adamw_lr,
-                                                                  weight_decay=adamw_wd)
+                parts.optimizer = lambda model: torch.optim.AdamW(
+                    model.parameters(), lr=adamw_lr, weight_decay=adamw_wd
+                )
             return parts
 
     wrapped = copy.copy(base)
@@ -69,11 +70,21 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     try:
-        trainer = build_trainer(workload, job["methods"], duration=job["duration"], seed=job["seed"], device=device,
-                                data_dir=job["data_dir"], config={"benchmark": "flashoptim", "variant": job["variant"]})
+        trainer = build_trainer(
+            workload,
+            job["methods"],
+            duration=job["duration"],
+            seed=job["seed"],
+            device=device,
+            data_dir=job["data_dir"],
+            config={"benchmark": "flashoptim", "variant": job["variant"]},
+        )
     except ConfigError as exc:  # e.g. gradient release on a workload that clips gradients
-        return {**{k: job[k] for k in ("workload", "variant", "seed", "duration")}, "status": "refused",
-                "error": str(exc)}
+        return {
+            **{k: job[k] for k in ("workload", "variant", "seed", "duration")},
+            "status": "refused",
+            "error": str(exc),
+        }
     started = time.perf_counter()
     result = trainer.fit()
     wall = time.perf_counter() - started
@@ -81,8 +92,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     report = memory_report(model, optimizer)
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, buffer)
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
     return {
         **{k: job[k] for k in ("workload", "variant", "seed", "duration")},
         "status": result.status,
@@ -102,8 +116,11 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-VARIANTS = [("adamw", []), ("flash_adamw", ["flash_adamw"]),
-            ("flash_adamw+release", ["flash_adamw:gradient_release=true"])]
+VARIANTS = [
+    ("adamw", []),
+    ("flash_adamw", ["flash_adamw"]),
+    ("flash_adamw+release", ["flash_adamw:gradient_release=true"]),
+]
 
 
 def spawn(job: dict[str, Any]) -> dict[str, Any]:
@@ -128,12 +145,17 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             qualities = [r["quality"] for r in runs]
             ratios = [r["step_time_s"] / torch_rows[r["seed"]]["step_time_s"] for r in runs if r["seed"] in torch_rows]
             row = {
-                "workload": workload, "variant": variant, "seeds": len(runs), "metric": runs[0]["metric"],
-                "quality_mean": statistics.mean(qualities), "quality_min": min(qualities),
+                "workload": workload,
+                "variant": variant,
+                "seeds": len(runs),
+                "metric": runs[0]["metric"],
+                "quality_mean": statistics.mean(qualities),
+                "quality_min": min(qualities),
                 "quality_max": max(qualities),
                 "bytes_per_param": statistics.mean(r["bytes_per_param"] for r in runs),
                 "checkpoint_bytes_per_param": statistics.mean(r["checkpoint_bytes_per_param"] for r in runs),
-                "peak_mib": statistics.mean(r["peak_bytes"] for r in runs) / 2**20, "peak_kind": runs[0]["peak_kind"],
+                "peak_mib": statistics.mean(r["peak_bytes"] for r in runs) / 2**20,
+                "peak_kind": runs[0]["peak_kind"],
                 "step_time_ratio": statistics.median(ratios) if ratios else None,
             }
             if variant != "adamw" and reference:
@@ -147,8 +169,11 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render(table: list[dict[str, Any]]) -> str:
-    lines = ["| workload | variant | seeds | quality: mean (min-max) | vs adamw | B/param | checkpoint B/param "
-             "| peak MiB | step time vs adamw |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| workload | variant | seeds | quality: mean (min-max) | vs adamw | B/param | checkpoint B/param "
+        "| peak MiB | step time vs adamw |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for row in table:
         ratio = f"{row['step_time_ratio']:.2f}x" if row["step_time_ratio"] is not None else "-"
         gap = "-"
@@ -157,7 +182,8 @@ def render(table: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {row['workload']} | {row['variant']} | {row['seeds']} | {row['metric']} {row['quality_mean']:.4f} "
             f"({row['quality_min']:.4f}-{row['quality_max']:.4f}) | {gap} | {row['bytes_per_param']:.2f} | "
-            f"{row['checkpoint_bytes_per_param']:.2f} | {row['peak_mib']:.0f} ({row['peak_kind']}) | {ratio} |")
+            f"{row['checkpoint_bytes_per_param']:.2f} | {row['peak_mib']:.0f} ({row['peak_kind']}) | {ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -165,12 +191,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", default="shakespeare,cifar10")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--duration", default=None,
-                        help="override every workload's budget (default: its baseline's)")
+    parser.add_argument("--duration", default=None, help="override every workload's budget (default: its baseline's)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--adamw-lr", type=float, default=2e-3,
-                        help="AdamW lr where the workload's baseline is not AdamW")
+    parser.add_argument(
+        "--adamw-lr", type=float, default=2e-3, help="AdamW lr where the workload's baseline is not AdamW"
+    )
     parser.add_argument("--adamw-wd", type=float, default=5e-2, help="AdamW weight decay, likewise")
     parser.add_argument("--quick", action="store_true", help="1 seed, a few dozen steps: a smoke test, not a result")
     parser.add_argument("--out", default=None, help="write the runs and the summary as JSON here")
@@ -188,14 +214,25 @@ def main() -> None:
         duration = args.duration or (QUICK_DURATION.get(workload, "20ba") if args.quick else None)
         for seed in range(seeds):
             for variant, methods in VARIANTS:
-                job = dict(workload=workload, variant=variant, methods=methods, seed=seed, duration=duration,
-                           device=device, data_dir=args.data_dir, adamw_lr=args.adamw_lr, adamw_wd=args.adamw_wd)
+                job = dict(
+                    workload=workload,
+                    variant=variant,
+                    methods=methods,
+                    seed=seed,
+                    duration=duration,
+                    device=device,
+                    data_dir=args.data_dir,
+                    adamw_lr=args.adamw_lr,
+                    adamw_wd=args.adamw_wd,
+                )
                 row = spawn(job)
                 rows.append(row)
                 detail = row.get("error", "")
                 if row["status"] == "completed":
-                    detail = (f"{row['metric']}={row['quality']:.4f} {row['bytes_per_param']:.2f} B/param "
-                              f"{row['step_time_s'] * 1e3:.1f} ms/step")
+                    detail = (
+                        f"{row['metric']}={row['quality']:.4f} {row['bytes_per_param']:.2f} B/param "
+                        f"{row['step_time_s'] * 1e3:.1f} ms/step"
+                    )
                 print(f"{workload} {variant} seed {seed}: {row['status']} {detail}", flush=True)
     table = summarize(rows)
     print(render(table))

@@ -64,8 +64,9 @@ def torch_variant(base: nn.Module, device: torch.device, **options) -> tuple[nn.
     return _with_grads(model, 0), torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, **options)
 
 
-def time_steps(variants: dict[str, torch.optim.Optimizer], device: torch.device, repeats: int,
-               warmup: int) -> dict[str, list[float]]:
+def time_steps(
+    variants: dict[str, torch.optim.Optimizer], device: torch.device, repeats: int, warmup: int
+) -> dict[str, list[float]]:
     """Interleaved repeats of one ``step()`` per variant; ``warmup`` untimed steps first (compilation)."""
     for optimizer in variants.values():
         for _ in range(warmup):
@@ -101,9 +102,14 @@ def adamw_block(device: torch.device, width: int, depth: int, repeats: int) -> d
     medians = {name: statistics.median(t) for name, t in times.items()}
     best_torch = min(medians["torch_adamw_fused"], medians["torch_adamw_foreach"])
     bytes_per_param = {name: memory_report(model, opt).bytes_per_param for name, (model, opt) in built.items()}
-    result = {"model": f"MLP {depth} x Linear({width}, {width})", "params": params, "median_s": medians,
-              "bytes_per_param": bytes_per_param, "compile_problem": problem,
-              "ratio_eager_vs_best_torch": medians["flash_adamw_eager"] / best_torch}
+    result = {
+        "model": f"MLP {depth} x Linear({width}, {width})",
+        "params": params,
+        "median_s": medians,
+        "bytes_per_param": bytes_per_param,
+        "compile_problem": problem,
+        "ratio_eager_vs_best_torch": medians["flash_adamw_eager"] / best_torch,
+    }
     if "flash_adamw_fused" in medians:
         result["ratio_fused_vs_best_torch"] = medians["flash_adamw_fused"] / best_torch
     return result
@@ -121,8 +127,10 @@ def muon_block(device: torch.device, data_dir: str | None, repeats: int) -> dict
     batches = parts.train_data.batches(0)
     batch = [t.to(device) for t in next(iter(batches))]
     models = {name: copy.deepcopy(parts.model).to(device) for name in ("adamw", "muon")}
-    optimizers = {"adamw": parts.optimizer(models["adamw"]),
-                  "muon": build_muon(models["muon"], baseline=parts.optimizer(models["muon"]))}
+    optimizers = {
+        "adamw": parts.optimizer(models["adamw"]),
+        "muon": build_muon(models["muon"], baseline=parts.optimizer(models["muon"])),
+    }
 
     def train_step(name: str) -> None:
         optimizers[name].zero_grad(set_to_none=True)
@@ -143,11 +151,17 @@ def muon_block(device: torch.device, data_dir: str | None, repeats: int) -> dict
     optimizer_times = time_steps(optimizers, device, repeats, warmup=0)
     step = {name: statistics.median(t) for name, t in step_times.items()}
     alone = {name: statistics.median(t) for name, t in optimizer_times.items()}
-    return {"model": "shakespeare workload model", "params": sum(p.numel() for p in parts.model.parameters()),
-            "batch": list(batch[0].shape), "adamw_optimizer": type(optimizers["adamw"]).__name__,
-            "ns_dtype": str(fast_ns_dtype(device)), "train_step_median_s": step,
-            "optimizer_step_median_s": alone, "ratio_muon_vs_adamw_train_step": step["muon"] / step["adamw"],
-            "ratio_muon_vs_adamw_optimizer_step": alone["muon"] / alone["adamw"]}
+    return {
+        "model": "shakespeare workload model",
+        "params": sum(p.numel() for p in parts.model.parameters()),
+        "batch": list(batch[0].shape),
+        "adamw_optimizer": type(optimizers["adamw"]).__name__,
+        "ns_dtype": str(fast_ns_dtype(device)),
+        "train_step_median_s": step,
+        "optimizer_step_median_s": alone,
+        "ratio_muon_vs_adamw_train_step": step["muon"] / step["adamw"],
+        "ratio_muon_vs_adamw_optimizer_step": alone["muon"] / alone["adamw"],
+    }
 
 
 def main() -> None:
@@ -159,9 +173,13 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--parts", default="adamw,muon", help="which comparisons to run")
     parser.add_argument("--quick", action="store_true", help="a small MLP, 3 repeats: checks the script runs")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (1 on a shared, overloaded machine: OpenMP spinning there "
-                             "makes small ops 100x slower and the timings meaningless)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (1 on a shared, overloaded machine: OpenMP spinning there "
+        "makes small ops 100x slower and the timings meaningless)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = torch.device(args.device)

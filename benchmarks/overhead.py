@@ -67,9 +67,17 @@ def plain_loop(workload: str, steps: int, data_dir: str | None) -> float:
 def trainer_loop(workload: str, steps: int, data_dir: str | None) -> tuple[float, float]:
     parts = build(workload, 0, data_dir)
     trainer = Trainer(
-        model=parts.model, train_data=parts.train_data, eval_data=None, optimizer=parts.optimizer,
-        scheduler=parts.scheduler, loss_fn=parts.loss_fn, max_duration=f"{steps}ba", device=DEVICE, seed=0,
-        metrics=parts.metrics, grad_clip_norm=parts.grad_clip_norm,
+        model=parts.model,
+        train_data=parts.train_data,
+        eval_data=None,
+        optimizer=parts.optimizer,
+        scheduler=parts.scheduler,
+        loss_fn=parts.loss_fn,
+        max_duration=f"{steps}ba",
+        device=DEVICE,
+        seed=0,
+        metrics=parts.metrics,
+        grad_clip_norm=parts.grad_clip_norm,
     )
     start = time.perf_counter()
     result = trainer.fit()
@@ -90,8 +98,10 @@ def measure(workload: str, steps: int, repeats: int, data_dir: str | None) -> di
         ratios.append(wall / plain)
         train_ratios.append(train / plain)
         plain_times.append(plain)
-        print(f"  {workload} repeat {repeat + 1}: plain {plain:.2f}s, trainer {wall:.2f}s -> {wall / plain:.3f}",
-              flush=True)
+        print(
+            f"  {workload} repeat {repeat + 1}: plain {plain:.2f}s, trainer {wall:.2f}s -> {wall / plain:.3f}",
+            flush=True,
+        )
     return {
         "workload": workload,
         "steps": steps,
@@ -124,8 +134,10 @@ def main() -> None:
     env = capture_environment(DEVICE)
     print(f"\nmachine: {env['cpu']}, {env['threads']} threads, torch {env['torch']}")
     for r in results:
-        print(f"{r['workload']}: Trainer / plain loop = {r['median_ratio']:.3f} (median of {r['repeats']}, "
-              f"{r['steps']} steps; train bucket / plain = {r['median_train_bucket_ratio']:.3f})")
+        print(
+            f"{r['workload']}: Trainer / plain loop = {r['median_ratio']:.3f} (median of {r['repeats']}, "
+            f"{r['steps']} steps; train bucket / plain = {r['median_train_bucket_ratio']:.3f})"
+        )
     if args.out:
         args.out.write_text(json.dumps({"env": env, "results": results}, indent=2))
 

@@ -31,11 +31,11 @@ LIMIT = 1.05
 
 def make_loop(device: torch.device, width: int, batch: int):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(),
-                          nn.Linear(width, 10)).to(device)
+    model = nn.Sequential(
+        nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10)
+    ).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    data = [(torch.randn(batch, width, device=device), torch.randint(0, 10, (batch,), device=device))
-            for _ in range(8)]
+    data = [(torch.randn(batch, width, device=device), torch.randint(0, 10, (batch,), device=device)) for _ in range(8)]
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
@@ -107,16 +107,26 @@ def main() -> None:
     ratios = [lockstep(device, steps, args.width, args.batch, peaks, profiled_first=r % 2 == 1) for r in range(repeats)]
     ratio = statistics.median(ratios)
     summary = {
-        "device": str(device), "repeats": repeats, "steps": steps, "width": args.width, "batch": args.batch,
-        "threads": torch.get_num_threads(), "ratios": ratios, "median_ratio": ratio, "limit": LIMIT,
-        "pass": ratio <= LIMIT, "quick": args.quick,
+        "device": str(device),
+        "repeats": repeats,
+        "steps": steps,
+        "width": args.width,
+        "batch": args.batch,
+        "threads": torch.get_num_threads(),
+        "ratios": ratios,
+        "median_ratio": ratio,
+        "limit": LIMIT,
+        "pass": ratio <= LIMIT,
+        "quick": args.quick,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        print(f"step time with profiler / without, outside the recorded window ({device}, {repeats} repeats): "
-              f"median {ratio:.3f} (per repeat: {', '.join(f'{x:.3f}' for x in ratios)}); limit {LIMIT}: "
-              f"{'PASS' if summary['pass'] else 'FAIL'}" + (" [quick run: contended, not a result]" if args.quick else ""))
+        print(
+            f"step time with profiler / without, outside the recorded window ({device}, {repeats} repeats): "
+            f"median {ratio:.3f} (per repeat: {', '.join(f'{x:.3f}' for x in ratios)}); limit {LIMIT}: "
+            f"{'PASS' if summary['pass'] else 'FAIL'}" + (" [quick run: contended, not a result]" if args.quick else "")
+        )
     raise SystemExit(0 if summary["pass"] or args.quick else 1)
 
 

@@ -55,22 +55,43 @@ def run_one(job: dict[str, Any]) -> dict[str, Any]:
     duration = job["duration"] or arguments.pop("duration", None)
     arguments.pop("duration", None)
     started = time.time()
-    trainer = build_trainer(job["workload"], seed=job["seed"], duration=duration, device=job["device"],
-                            data_dir=job["data_dir"], eval_interval=job["eval_interval"], **arguments)
+    trainer = build_trainer(
+        job["workload"],
+        seed=job["seed"],
+        duration=duration,
+        device=job["device"],
+        data_dir=job["data_dir"],
+        eval_interval=job["eval_interval"],
+        **arguments,
+    )
     result = trainer.fit()
     metric = trainer.state.run_info["metric"]
     return {
-        "label": job["label"], "seed": job["seed"], "status": result.status, "steps": result.steps,
-        "train_time_s": result.timing["train"], "final": result.final.get(metric),
+        "label": job["label"],
+        "seed": job["seed"],
+        "status": result.status,
+        "steps": result.steps,
+        "train_time_s": result.timing["train"],
+        "final": result.final.get(metric),
         "precision": trainer.state.run_info["config"].get("precision"),
         "precision_reason": trainer.state.run_info["config"].get("precision_reason"),
         "evals": [(e.step, e.train_time_s, e.metrics[metric]) for e in result.evals],
-        "wall_s": time.time() - started, "load_after": os.getloadavg()[0],
+        "wall_s": time.time() - started,
+        "load_after": os.getloadavg()[0],
     }
 
 
-def plan(workload: str, recipe_name: str, seeds: list[int], ablate: bool, quick: bool, eval_every: str | None,
-         threads: int, device: str, data_dir: str | None) -> list[dict[str, Any]]:
+def plan(
+    workload: str,
+    recipe_name: str,
+    seeds: list[int],
+    ablate: bool,
+    quick: bool,
+    eval_every: str | None,
+    threads: int,
+    device: str,
+    data_dir: str | None,
+) -> list[dict[str, Any]]:
     recipe = load_recipe(recipe_name)
     if recipe.workload != workload:
         raise SystemExit(f"error: recipe {recipe.name!r} is for {recipe.workload!r}, not {workload!r}")
@@ -86,9 +107,19 @@ def plan(workload: str, recipe_name: str, seeds: list[int], ablate: bool, quick:
             baseline = label == "baseline"
             duration = ("40ba" if baseline else "20ba") if quick else (spec.default_duration if baseline else None)
             evals = (spec.eval_interval if baseline else (eval_every or "25ba")) if not quick else "10ba"
-            jobs.append({"workload": workload, "label": label, "seed": seed, "arguments": arguments,
-                         "duration": duration, "eval_interval": evals, "threads": threads, "device": device,
-                         "data_dir": data_dir})
+            jobs.append(
+                {
+                    "workload": workload,
+                    "label": label,
+                    "seed": seed,
+                    "arguments": arguments,
+                    "duration": duration,
+                    "eval_interval": evals,
+                    "threads": threads,
+                    "device": device,
+                    "data_dir": data_dir,
+                }
+            )
     return jobs
 
 
@@ -107,14 +138,18 @@ def analyse(runs: list[dict[str, Any]], workload: str, target: float) -> dict[st
         crossings = [crossing(r, target, spec.higher_is_better) for r in mine]
         speedup = iso_quality_speedup(label, "baseline (full run)", target, full, crossings)
         reached = [c for c in crossings if c is not None]
-        rows.append({
-            "recipe": label, "seeds": len(mine), "reached": f"{len(reached)}/{len(mine)}",
-            "time_to_target_s": statistics.mean(c.time_s for c in reached) if reached else None,
-            "steps_to_target": statistics.mean(c.steps for c in reached) if reached else None,
-            "step_time_ms": (1000 * statistics.mean(c.time_s / c.steps for c in reached)) if reached else None,
-            "final_mean": statistics.mean(r["final"] for r in mine if r["final"] is not None),
-            **{k: v for k, v in speedup.to_dict().items() if k not in ("recipe", "baseline", "target")},
-        })
+        rows.append(
+            {
+                "recipe": label,
+                "seeds": len(mine),
+                "reached": f"{len(reached)}/{len(mine)}",
+                "time_to_target_s": statistics.mean(c.time_s for c in reached) if reached else None,
+                "steps_to_target": statistics.mean(c.steps for c in reached) if reached else None,
+                "step_time_ms": (1000 * statistics.mean(c.time_s / c.steps for c in reached)) if reached else None,
+                "final_mean": statistics.mean(r["final"] for r in mine if r["final"] is not None),
+                **{k: v for k, v in speedup.to_dict().items() if k not in ("recipe", "baseline", "target")},
+            }
+        )
     return {
         "target": target,
         "baseline_full_run_time_s": statistics.mean(r["train_time_s"] for r in base),
@@ -166,15 +201,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     if args.workload not in RECIPES and args.recipe is None:
-        print(f"error: no {args.workload} speedrun recipe ships yet (see docs/speedruns.md: the cifar10 race "
-              "against airbench94 is not done); give --recipe FILE to race one", file=sys.stderr)
+        print(
+            f"error: no {args.workload} speedrun recipe ships yet (see docs/speedruns.md: the cifar10 race "
+            "against airbench94 is not done); give --recipe FILE to race one",
+            file=sys.stderr,
+        )
         return 2
     import torch
 
     threads = args.threads or max(1, torch.get_num_threads() // args.jobs)
     target = args.target if args.target is not None else TARGETS.get(args.workload, get_workload(args.workload).target)
-    jobs = plan(args.workload, args.recipe or RECIPES[args.workload], list(range(args.seeds)), args.ablate,
-                args.quick, args.eval_every, threads, args.device, args.data_dir)
+    jobs = plan(
+        args.workload,
+        args.recipe or RECIPES[args.workload],
+        list(range(args.seeds)),
+        args.ablate,
+        args.quick,
+        args.eval_every,
+        threads,
+        args.device,
+        args.data_dir,
+    )
     load_before, started = os.getloadavg(), time.time()
     args.out.mkdir(parents=True, exist_ok=True)
     partial = args.out / f"speedrun-{args.workload}{'-quick' if args.quick else ''}.partial.jsonl"
@@ -185,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         runs.append(run)
         with partial.open("a") as stream:
             stream.write(json.dumps(run) + "\n")
-        print(f"{run['label']} seed {run['seed']}: {run['train_time_s']:.1f}s, final {run['final']:.4f}", file=sys.stderr)
+        print(
+            f"{run['label']} seed {run['seed']}: {run['train_time_s']:.1f}s, final {run['final']:.4f}", file=sys.stderr
+        )
 
     if args.jobs == 1:
         for job in jobs:
@@ -198,12 +247,17 @@ def main(argv: list[str] | None = None) -> int:
     runs.sort(key=lambda r: order[(r["label"], r["seed"])])
     load_after = os.getloadavg()
     report = {
-        "workload": args.workload, "recipe": args.recipe or RECIPES[args.workload], "quick": args.quick,
+        "workload": args.workload,
+        "recipe": args.recipe or RECIPES[args.workload],
+        "quick": args.quick,
         "env": capture_environment(resolve_device(args.device)),
-        "jobs": args.jobs, "threads_per_run": threads,
-        "load_average_before": load_before, "load_average_after": load_after,
+        "jobs": args.jobs,
+        "threads_per_run": threads,
+        "load_average_before": load_before,
+        "load_average_after": load_after,
         "wall_s": time.time() - started,
-        "race": analyse(runs, args.workload, target), "runs": runs,
+        "race": analyse(runs, args.workload, target),
+        "runs": runs,
     }
     stem = f"speedrun-{args.workload}" + ("-quick" if args.quick else "")
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))

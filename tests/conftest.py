@@ -80,7 +80,9 @@ def pytest_runtest_call(item):  # type: ignore[no-untyped-def]
 def data_dir() -> Path:
     found = find_shared_data()
     if found is None:
-        pytest.skip("real data sets not found: set HASTEN_DATA to the folder holding mnist/, cifar10-jpeg/, tinyshakespeare/")
+        pytest.skip(
+            "real data sets not found: set HASTEN_DATA to the folder holding mnist/, cifar10-jpeg/, tinyshakespeare/"
+        )
     return found
 
 

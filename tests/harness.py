@@ -71,10 +71,15 @@ class TinyConvNet(nn.Module):
     def __init__(self, width: int = 16, classes: int = 10) -> None:
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
-        self.down = nn.Sequential(nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False),
-                                  nn.BatchNorm2d(2 * width), nn.ReLU(), nn.MaxPool2d(2))
-        self.block = nn.Sequential(nn.Conv2d(2 * width, 2 * width, 3, padding=1, bias=False),
-                                   nn.BatchNorm2d(2 * width), nn.ReLU())
+        self.down = nn.Sequential(
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        self.block = nn.Sequential(
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU()
+        )
         self.head = nn.Linear(2 * width, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,7 +156,9 @@ def assert_resumes_exactly(
 
     directory = tmp_path / "ckpt"
     interrupted = make_trainer(
-        max_duration=f"{steps}ba", checkpoint_dir=directory, checkpoint_interval=f"{checkpoint_at}ba",
+        max_duration=f"{steps}ba",
+        checkpoint_dir=directory,
+        checkpoint_interval=f"{checkpoint_at}ba",
         callbacks=[_KillAt(checkpoint_at + 1)],
     )
     try:

@@ -37,8 +37,22 @@ def test_other_errors_and_present_data_sets_still_fail(tmp_path):
 def test_pytest_skips_cifar_tests_when_only_mnist_and_shakespeare_are_there(tmp_path):
     partial = _partial(tmp_path)
     env = {**os.environ, "HASTEN_DATA": str(partial), "PYTHONPATH": str(REPO / "src")}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                           "tests/trainer/test_guard.py::test_divergence_in_the_last_update_is_recorded_as_diverged"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            "tests/trainer/test_guard.py::test_divergence_in_the_last_update_is_recorded_as_diverged",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "1 skipped" in done.stdout, done.stdout[-2000:]
     assert "CIFAR-10 is not in" in done.stdout

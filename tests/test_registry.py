@@ -18,8 +18,11 @@ from hasten.workloads.base import WORKLOADS
 
 def _registering_modules(package, pattern: str) -> set[str]:
     folder = Path(package.__file__).parent
-    return {info.name for info in pkgutil.iter_modules([str(folder)])
-            if re.search(pattern, (folder / f"{info.name}.py").read_text(), re.MULTILINE)}
+    return {
+        info.name
+        for info in pkgutil.iter_modules([str(folder)])
+        if re.search(pattern, (folder / f"{info.name}.py").read_text(), re.MULTILINE)
+    }
 
 
 def test_every_method_module_that_registers_is_listed_and_every_listed_one_registers():
@@ -54,8 +57,14 @@ def test_a_name_registered_twice_with_a_different_entry_is_refused():
 
 
 def test_register_also_works_as_a_class_decorator():
-    card = MethodCard(name="decorated_probe", summary="test only", component="data", action="remove",
-                      mechanism="step-cost", bottleneck=("data",))
+    card = MethodCard(
+        name="decorated_probe",
+        summary="test only",
+        component="data",
+        action="remove",
+        mechanism="step-cost",
+        bottleneck=("data",),
+    )
 
     @register(card)
     class DecoratedProbe(Algorithm):

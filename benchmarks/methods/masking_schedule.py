@@ -65,18 +65,35 @@ def main(argv: list[str] | None = None) -> int:
     for name, recipe, baseline in COMPARISONS:
         comparison = compare_runs(runs, target=target, baseline=baseline, readout="budgets", recipes=[recipe])
         s = comparison.speedups[recipe]
-        finals = {rec: sorted(round(r.final.get("loss", float("nan")), 4) for r in runs if r.recipe == rec)
-                  for rec in (recipe, baseline)}
-        entries.append({
-            "workload": workload.name, "comparison": name, "recipe": recipe, "baseline": baseline,
-            "speedup": s.speedup, "ci_low": s.ci_low, "ci_high": s.ci_high, "status": s.status,
-            "machine": comparison.machines[0] if comparison.machines else "unknown",
-            "date": _dt.date.today().isoformat(), "command": command, "metric": workload.metric,
-            "target": target, "target_choice": how, "steps_factor": s.steps_factor,
-            "time_per_step_factor": s.time_per_step_factor, "mode": "cyclic", "budgets": budgets,
-            "seeds": args.seeds, "final_losses": finals,
-            "note": "; ".join(filter(None, [name, s.note, args.load_note])),
-        })
+        finals = {
+            rec: sorted(round(r.final.get("loss", float("nan")), 4) for r in runs if r.recipe == rec)
+            for rec in (recipe, baseline)
+        }
+        entries.append(
+            {
+                "workload": workload.name,
+                "comparison": name,
+                "recipe": recipe,
+                "baseline": baseline,
+                "speedup": s.speedup,
+                "ci_low": s.ci_low,
+                "ci_high": s.ci_high,
+                "status": s.status,
+                "machine": comparison.machines[0] if comparison.machines else "unknown",
+                "date": _dt.date.today().isoformat(),
+                "command": command,
+                "metric": workload.metric,
+                "target": target,
+                "target_choice": how,
+                "steps_factor": s.steps_factor,
+                "time_per_step_factor": s.time_per_step_factor,
+                "mode": "cyclic",
+                "budgets": budgets,
+                "seeds": args.seeds,
+                "final_losses": finals,
+                "note": "; ".join(filter(None, [name, s.note, args.load_note])),
+            }
+        )
         figure = "-" if s.speedup is None else f"{s.speedup:.2f}x"
         interval = "" if s.ci_low is None else f" [{s.ci_low:.2f}, {s.ci_high:.2f}]"
         print(f"{name}: {figure}{interval} {s.status} at loss {target:.4g}; final losses {finals}")

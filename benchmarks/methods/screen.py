@@ -30,7 +30,15 @@ from pathlib import Path
 
 from hasten.curves.analysis import seed_points
 from hasten.curves.compare import compare_runs
-from hasten.curves.sweep import SweepProgress, check_recipes, default_budgets, find_done, parse_budgets, plan_sweep, run_sweep
+from hasten.curves.sweep import (
+    SweepProgress,
+    check_recipes,
+    default_budgets,
+    find_done,
+    parse_budgets,
+    plan_sweep,
+    run_sweep,
+)
 from hasten.errors import HastenError
 from hasten.methods.registry import all_methods
 from hasten.store.records import RunRecord
@@ -70,8 +78,7 @@ def screen(workload: Workload, method: str, args: argparse.Namespace, store: Run
     budgets = parse_budgets(args.budgets) if args.budgets else default_budgets(workload.default_duration)
     points = plan_sweep(workload.name, recipes, budgets, range(args.seeds), cyclic=not args.scaled)
     try:
-        run_sweep(points, store, jobs=args.jobs, device=args.device, data_dir=args.data_dir,
-                  progress=SweepProgress())
+        run_sweep(points, store, jobs=args.jobs, device=args.device, data_dir=args.data_dir, progress=SweepProgress())
     except Exception as exc:  # noqa: BLE001 - one broken method must not stop the screening
         print(f"skip {method} on {workload.name}: {type(exc).__name__}: {exc}", file=sys.stderr)
         if args.verbose:
@@ -83,12 +90,22 @@ def screen(workload: Workload, method: str, args: argparse.Namespace, store: Run
     comparison = compare_runs(runs, target=target, readout=readout)
     s = comparison.speedups[recipes[1]]
     return {
-        "workload": workload.name, "speedup": s.speedup, "ci_low": s.ci_low, "ci_high": s.ci_high,
-        "status": s.status, "machine": comparison.machines[0] if comparison.machines else "unknown",
-        "date": _dt.date.today().isoformat(), "command": command,
-        "metric": workload.metric, "target": target, "target_choice": how,
-        "steps_factor": s.steps_factor, "time_per_step_factor": s.time_per_step_factor,
-        "mode": "scaled" if args.scaled else "cyclic", "budgets": budgets, "seeds": args.seeds,
+        "workload": workload.name,
+        "speedup": s.speedup,
+        "ci_low": s.ci_low,
+        "ci_high": s.ci_high,
+        "status": s.status,
+        "machine": comparison.machines[0] if comparison.machines else "unknown",
+        "date": _dt.date.today().isoformat(),
+        "command": command,
+        "metric": workload.metric,
+        "target": target,
+        "target_choice": how,
+        "steps_factor": s.steps_factor,
+        "time_per_step_factor": s.time_per_step_factor,
+        "mode": "scaled" if args.scaled else "cyclic",
+        "budgets": budgets,
+        "seeds": args.seeds,
         "note": s.note,
     }
 
@@ -106,11 +123,16 @@ def merge_results(path: Path, entries: dict[str, list[dict]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workload", action="append", dest="workloads", help="Workload (repeatable). Default: all but toy.")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--workload", action="append", dest="workloads", help="Workload (repeatable). Default: all but toy."
+    )
     parser.add_argument("--methods", default=None, help="Comma-separated methods. Default: every one that applies.")
-    parser.add_argument("--budgets", default=None, help="e.g. 500ba,1000ba,2000ba. Default: 1/4, 1/2, 1 of the workload's.")
+    parser.add_argument(
+        "--budgets", default=None, help="e.g. 500ba,1000ba,2000ba. Default: 1/4, 1/2, 1 of the workload's."
+    )
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--scaled", action="store_true", help="A separate schedule-scaled run per budget (not cyclic).")
     parser.add_argument("--jobs", type=int, default=1)
@@ -130,24 +152,40 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 2:
         parser.error("--seeds must be >= 2: a speedup needs a confidence interval over seeds")
     results = args.results or RESULTS
-    workloads = [get_workload(w) for w in args.workloads] if args.workloads else [
-        w for w in list_workloads() if w.name != "toy"]
+    workloads = (
+        [get_workload(w) for w in args.workloads]
+        if args.workloads
+        else [w for w in list_workloads() if w.name != "toy"]
+    )
     store = RunStore(args.store)
     found: dict[str, list[dict]] = {}
     for workload in workloads:
         methods = args.methods.split(",") if args.methods else applicable_methods(workload)
         for method in methods:
-            command = " ".join(["python benchmarks/methods/screen.py", "--workload", workload.name, "--methods", method,
-                                "--seeds", str(args.seeds)] + (["--budgets", args.budgets] if args.budgets else [])
-                               + (["--scaled"] if args.scaled else []))
+            command = " ".join(
+                [
+                    "python benchmarks/methods/screen.py",
+                    "--workload",
+                    workload.name,
+                    "--methods",
+                    method,
+                    "--seeds",
+                    str(args.seeds),
+                ]
+                + (["--budgets", args.budgets] if args.budgets else [])
+                + (["--scaled"] if args.scaled else [])
+            )
             entry = screen(workload, method.strip(), args, store, command)
             if entry is None:
                 continue
             found.setdefault(method.strip(), []).append(entry)
             figure = "-" if entry["speedup"] is None else f"{entry['speedup']:.2f}x"
             interval = "" if entry["ci_low"] is None else f" [{entry['ci_low']:.2f}, {entry['ci_high']:.2f}]"
-            print(f"{workload.name} {method}: {figure}{interval} {entry['status']} at {workload.metric} "
-                  f"{entry['target']:.4g}", flush=True)
+            print(
+                f"{workload.name} {method}: {figure}{interval} {entry['status']} at {workload.metric} "
+                f"{entry['target']:.4g}",
+                flush=True,
+            )
             merge_results(results, {method.strip(): [entry]})  # written as we go: a stopped screening keeps its results
     print(f"results: {results} ({sum(len(v) for v in found.values())} entries); runs: {store.path}")
     if not args.quick:

@@ -72,9 +72,16 @@ def test_wrong_input_in_an_existing_store_adds_no_row(store_path):
 
 # ------------------------------------------------------------------ runs import: schema checked first
 def good_run(run_id: str = "r1", **changes) -> dict:
-    run = RunRecord(run_id=run_id, workload="toy", duration="2ep", metric="accuracy", status="completed",
-                    steps=64, final={"accuracy": 0.9},
-                    evals=[EvalPoint(step=64, samples=8192, tokens=0, train_time_s=1.0, metrics={"accuracy": 0.9})])
+    run = RunRecord(
+        run_id=run_id,
+        workload="toy",
+        duration="2ep",
+        metric="accuracy",
+        status="completed",
+        steps=64,
+        final={"accuracy": 0.9},
+        evals=[EvalPoint(step=64, samples=8192, tokens=0, train_time_s=1.0, metrics={"accuracy": 0.9})],
+    )
     data = run.to_dict()
     data.update(changes)
     return data
@@ -91,15 +98,21 @@ BAD_LINES = [
     ("huge int in config", json.dumps(good_run(config={"x": 2**80})), "beyond 64 bits"),
     ("huge int literal", json.dumps(good_run()).replace('"steps": 64', '"steps": ' + "9" * 5000), "not a hasten run"),
     ("NaN time", json.dumps(good_run(train_time_s=float("nan"))), "train_time_s must be a finite number"),
-    ("inf eval time", json.dumps(good_run(evals=[{"step": 1, "train_time_s": float("inf"), "metrics": {}}])),
-     "evals[0].train_time_s must be a finite number"),
+    (
+        "inf eval time",
+        json.dumps(good_run(evals=[{"step": 1, "train_time_s": float("inf"), "metrics": {}}])),
+        "evals[0].train_time_s must be a finite number",
+    ),
     ("null steps", json.dumps(good_run(steps=None)), "steps must be a whole number, got null"),
     ("null workload", json.dumps(good_run(workload=None)), "workload must be text, got null"),
     ("null final", json.dumps(good_run(final=None)), "final must be an object"),
     ("null evals", json.dumps(good_run(evals=None)), "evals must be a list"),
     ("string metric value", json.dumps(good_run(final={"accuracy": "0.9"})), "final.accuracy must be a number"),
-    ("string eval metric", json.dumps(good_run(evals=[{"step": 1, "train_time_s": 1.0, "metrics": {"a": "x"}}])),
-     "evals[0].metrics.a must be a number"),
+    (
+        "string eval metric",
+        json.dumps(good_run(evals=[{"step": 1, "train_time_s": 1.0, "metrics": {"a": "x"}}])),
+        "evals[0].metrics.a must be a number",
+    ),
     ("bool seed", json.dumps(good_run(seed=True)), "seed must be a whole number"),
     ("float steps", json.dumps(good_run(steps=1.5)), "steps must be a whole number"),
     ("string bool", json.dumps(good_run(higher_is_better="yes")), "higher_is_better must be true or false"),
@@ -108,14 +121,20 @@ BAD_LINES = [
     ("bad status", json.dumps(good_run(status="exploded")), "status 'exploded'"),
     ("path in run id", json.dumps(good_run(run_id="../../etc")), "is not a run id"),
     ("lone surrogate", json.dumps(good_run(recipe="\ud800")), "not valid UTF-8"),
-    ("deep nesting", json.dumps(good_run()).replace('"config": {}', '"config": {"x": ' + deep(100000) + "}"),
-     "nested too deeply"),
+    (
+        "deep nesting",
+        json.dumps(good_run()).replace('"config": {}', '"config": {"x": ' + deep(100000) + "}"),
+        "nested too deeply",
+    ),
     ("nesting past the limit", json.dumps(good_run(config={"x": json.loads(deep(40))})), "nested more than"),
     ("not an object", "[1, 2]", "a run is a JSON object"),
     ("not JSON", "{run_id: 1", "not a hasten run"),
     ("unknown field", json.dumps({**good_run(), "colour": "red"}), "unknown run fields"),
-    ("no metric, unknown workload", json.dumps({k: v for k, v in good_run(workload="mine").items() if k != "metric"}),
-     "its metric cannot be inferred"),
+    (
+        "no metric, unknown workload",
+        json.dumps({k: v for k, v in good_run(workload="mine").items() if k != "metric"}),
+        "its metric cannot be inferred",
+    ),
 ]
 
 
@@ -155,8 +174,9 @@ def foreign_store(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("command", [["runs"], ["runs", "show", "latest"], ["train", "toy", "--duration", "1ep"],
-                                     ["runs", "import", "RUNS"]])
+@pytest.mark.parametrize(
+    "command", [["runs"], ["runs", "show", "latest"], ["train", "toy", "--duration", "1ep"], ["runs", "import", "RUNS"]]
+)
 def test_foreign_schema_store_is_one_line(tmp_path, command):
     store = foreign_store(tmp_path / "other.db")
     source = tmp_path / "runs.jsonl"

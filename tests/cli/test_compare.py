@@ -18,8 +18,10 @@ def invoke(*args: str):
 
 
 def test_compare_toy_sweep(store_path):
-    assert invoke("curve", "toy", "--recipe", "label_smoothing", "--budgets", "6ba,12ba,24ba", "--seeds", "2"
-                  ).exit_code == 0
+    assert (
+        invoke("curve", "toy", "--recipe", "label_smoothing", "--budgets", "6ba,12ba,24ba", "--seeds", "2").exit_code
+        == 0
+    )
     result = invoke("compare", "toy", "--baseline", "baseline", "--target", "0.5", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -39,8 +41,7 @@ def test_compare_toy_sweep(store_path):
 def test_compare_imported_runs(store_path):
     store = RunStore(store_path)
     for seed, jitter in enumerate((0.98, 1.0, 1.02)):
-        store.create_run(run("baseline", seed, [(10 * jitter, 100, 0.5), (40 * jitter, 400, 0.9)],
-                             workload="imported"))
+        store.create_run(run("baseline", seed, [(10 * jitter, 100, 0.5), (40 * jitter, 400, 0.9)], workload="imported"))
         store.create_run(run("fast", seed, [(5 * jitter, 100, 0.5), (20 * jitter, 400, 0.9)], workload="imported"))
     result = invoke("compare", "imported", "--target", "0.7", "--json")
     assert result.exit_code == 0, result.output

@@ -41,8 +41,18 @@ def test_sweep_then_rerun_skips_everything(store_path):
 
 
 def test_validate_cyclic_reports_agreement(store_path):
-    result = invoke("curve", "toy", "--recipe", "label_smoothing", "--budgets", "8ba,16ba,32ba", "--seeds", "1",
-                    "--validate-cyclic", "--json")
+    result = invoke(
+        "curve",
+        "toy",
+        "--recipe",
+        "label_smoothing",
+        "--budgets",
+        "8ba,16ba,32ba",
+        "--seeds",
+        "1",
+        "--validate-cyclic",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     validation = data["validation"]
@@ -62,9 +72,11 @@ def test_warnings_and_bad_input(store_path):
     few = invoke("curve", "toy", "--budgets", "6ba,12ba", "--seeds", "1")
     assert few.exit_code == 0
     assert "needs at least 3" in few.stderr and "one seed" in few.stderr
-    for args, message in ((("--recipe", "no_such_method"), "unknown method"),
-                          (("--budgets", "2ep,100ba"), "mix units"),
-                          (("--recipe", "label_smoothing+label_smoothing"), "twice")):
+    for args, message in (
+        (("--recipe", "no_such_method"), "unknown method"),
+        (("--budgets", "2ep,100ba"), "mix units"),
+        (("--recipe", "label_smoothing+label_smoothing"), "twice"),
+    ):
         bad = invoke("curve", "toy", *args)
         assert bad.exit_code == 2 and message in bad.stderr
         assert len(bad.stderr.strip().splitlines()) == 1

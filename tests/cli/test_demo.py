@@ -9,9 +9,25 @@ from hasten.cli.main import cli
 
 def test_demo_command(tmp_path):
     out = tmp_path / "race"
-    result = CliRunner().invoke(cli, ["demo", "--workload", "toy", "--recipe", "label_smoothing", "--target", "0.9",
-                                      "--eval-interval", "8ba", "--seeds", "2", "--out", str(out)],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "demo",
+            "--workload",
+            "toy",
+            "--recipe",
+            "label_smoothing",
+            "--target",
+            "0.9",
+            "--eval-interval",
+            "8ba",
+            "--seeds",
+            "2",
+            "--out",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "speedup" in result.stdout and "report:" in result.stdout
     assert (out / "report.html").exists() and (out / "report.md").exists()

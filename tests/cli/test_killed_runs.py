@@ -15,8 +15,17 @@ from hasten.store.store import RunStore
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_killed_run_reads_interrupted_with_its_progress(store_path, signum):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HASTEN_STORE": str(store_path)}
-    command = [sys.executable, "-m", "hasten.cli.main", "train", "toy", "--duration", "200ep",
-               "--checkpoint-interval", "20ba"]
+    command = [
+        sys.executable,
+        "-m",
+        "hasten.cli.main",
+        "train",
+        "toy",
+        "--duration",
+        "200ep",
+        "--checkpoint-interval",
+        "20ba",
+    ]
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline, steps = time.time() + 240, 0
     try:

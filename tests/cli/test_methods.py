@@ -50,8 +50,14 @@ def test_bottleneck_filter_and_combined_filters():
     assert all(r[1] == "optimization" and r[2] == "augment" for r in rows)
 
 
-@pytest.mark.parametrize("option, accepted", [("--component", COMPONENTS), ("--action", ACTIONS),
-                                              ("--bottleneck", ("data", "host", "memory", "compute", "communication"))])
+@pytest.mark.parametrize(
+    "option, accepted",
+    [
+        ("--component", COMPONENTS),
+        ("--action", ACTIONS),
+        ("--bottleneck", ("data", "host", "memory", "compute", "communication")),
+    ],
+)
 def test_bad_filter_values_get_one_line_listing_accepted_values_and_exit_2(option, accepted):
     result = run(option, "nonsense")
     assert result.exit_code == 2
@@ -61,8 +67,16 @@ def test_bad_filter_values_get_one_line_listing_accepted_values_and_exit_2(optio
 
 def test_json_prints_the_cards():
     cards = json.loads(run("--json", "--component", "optimization").output)
-    assert {c["name"] for c in cards} >= {"precision", "ema", "swa", "sam", "lookahead", "muon", "scale_schedule",
-                                          "gradient_clipping"}
+    assert {c["name"] for c in cards} >= {
+        "precision",
+        "ema",
+        "swa",
+        "sam",
+        "lookahead",
+        "muon",
+        "scale_schedule",
+        "gradient_clipping",
+    }
     sam = next(c for c in cards if c["name"] == "sam")
     assert sam["paper"]["arxiv"] == "2010.01412" and sam["defaults"] == {"rho": 0.05, "interval": 1}
     assert sam["measured"] == [] or isinstance(sam["measured"], list)
@@ -72,8 +86,10 @@ def test_json_prints_the_cards():
 
 def test_gaps_matrix_counts_methods_and_marks_empty_cells():
     data = json.loads(run("--gaps", "--json").output)
-    expected = {c: {a: sorted(e.name for e in all_methods() if (e.card.component, e.card.action) == (c, a))
-                    for a in ACTIONS} for c in COMPONENTS}
+    expected = {
+        c: {a: sorted(e.name for e in all_methods() if (e.card.component, e.card.action) == (c, a)) for a in ACTIONS}
+        for c in COMPONENTS
+    }
     assert {c: {a: sorted(v) for a, v in row.items()} for c, row in data["matrix"].items()} == expected
     assert data["gaps"] == [[c, a] for c in COMPONENTS for a in ACTIONS if not expected[c][a]]
     assert data["gaps"]  # the taxonomy has research gaps
@@ -89,9 +105,23 @@ def test_gaps_matrix_counts_methods_and_marks_empty_cells():
 def test_one_card_in_full_says_not_measured_yet_without_results(monkeypatch, tmp_path):
     monkeypatch.setattr(catalogue, "RESULTS_PATH", tmp_path / "absent.json")
     output = run("swa").output
-    for label in ("summary:", "paper:", "taxonomy:", "when:", "bottleneck relieved:", "touches:", "conflicts:",
-                  "checkpoint/resume:", "export:", "defaults:", "CLI:", "functional form:", "expected effect:",
-                  "not worth it when:", "measured:"):
+    for label in (
+        "summary:",
+        "paper:",
+        "taxonomy:",
+        "when:",
+        "bottleneck relieved:",
+        "touches:",
+        "conflicts:",
+        "checkpoint/resume:",
+        "export:",
+        "defaults:",
+        "CLI:",
+        "functional form:",
+        "expected effect:",
+        "not worth it when:",
+        "measured:",
+    ):
         assert label in output
     assert "arXiv:1803.05407" in output and "ema: both replace" in output
     assert "--method swa:start=0.75dur,update_interval=1ep,swa_lr_factor=None" in output
@@ -100,9 +130,24 @@ def test_one_card_in_full_says_not_measured_yet_without_results(monkeypatch, tmp
 
 def test_card_shows_measured_results_when_the_file_has_them(monkeypatch, tmp_path):
     path = tmp_path / "results.json"
-    path.write_text(json.dumps({"sam": [{"workload": "cifar10", "speedup": 1.234, "ci_low": 1.1, "ci_high": 1.35,
-                                         "status": "measured", "machine": "1x H100", "date": "2026-01-02",
-                                         "command": "python benchmarks/x.py"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "sam": [
+                    {
+                        "workload": "cifar10",
+                        "speedup": 1.234,
+                        "ci_low": 1.1,
+                        "ci_high": 1.35,
+                        "status": "measured",
+                        "machine": "1x H100",
+                        "date": "2026-01-02",
+                        "command": "python benchmarks/x.py",
+                    }
+                ]
+            }
+        )
+    )
     monkeypatch.setattr(catalogue, "RESULTS_PATH", path)
     output = run("sam").output
     assert "cifar10: 1.23x [95% CI 1.10-1.35] (measured), 1x H100, 2026-01-02; `python benchmarks/x.py`" in output

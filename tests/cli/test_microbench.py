@@ -23,10 +23,20 @@ def test_microbench_quick_caches_peaks_and_draws_the_roofline(tmp_path, monkeypa
 def test_microbench_places_a_saved_profile_on_the_plot(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     saved = tmp_path / "report.json"
-    saved.write_text(json.dumps({"evidence": {"top_ops": [
-        {"name": "aten::mm", "class": "matmul/conv", "work_flops": 2e9, "bytes": 1e7, "time_s": 0.02}]}}))
-    result = CliRunner().invoke(cli, ["microbench", "--quick", "--device", "cpu", "--out", str(tmp_path / "r.png"),
-                                      "--ops", str(saved)])
+    saved.write_text(
+        json.dumps(
+            {
+                "evidence": {
+                    "top_ops": [
+                        {"name": "aten::mm", "class": "matmul/conv", "work_flops": 2e9, "bytes": 1e7, "time_s": 0.02}
+                    ]
+                }
+            }
+        )
+    )
+    result = CliRunner().invoke(
+        cli, ["microbench", "--quick", "--device", "cpu", "--out", str(tmp_path / "r.png"), "--ops", str(saved)]
+    )
     assert result.exit_code == 0, result.output
     assert "roofline written to" in result.output and "cached in" in result.output
 
@@ -41,17 +51,25 @@ def test_microbench_rejects_a_file_that_is_not_a_profile(tmp_path):
 
 def _measure_with(monkeypatch, fp32: float, load: float = 0.1):
     """A fake measurement: this fp32 matmul rate, fixed other figures, this load average."""
+
     def fake(device, *, quick=False, sweep=False, rounds=None):
         threads = peaks_module._identity(device)
-        return peaks_module.Peaks(*threads, matmul_flops={"float32": fp32, "bfloat16": 1e9}, bandwidth=5e9,
-                                  op_overhead_s=2e-6, quick=quick,
-                                  load_average={"start": [load] * 3, "end": [load] * 3})
+        return peaks_module.Peaks(
+            *threads,
+            matmul_flops={"float32": fp32, "bfloat16": 1e9},
+            bandwidth=5e9,
+            op_overhead_s=2e-6,
+            quick=quick,
+            load_average={"start": [load] * 3, "end": [load] * 3},
+        )
+
     monkeypatch.setattr(peaks_module, "measure_peaks", fake)
 
 
 def _run(tmp_path, *extra):
-    return CliRunner().invoke(cli, ["microbench", "--quick", "--device", "cpu", "--out", str(tmp_path / "r.png"),
-                                    "--json", *extra])
+    return CliRunner().invoke(
+        cli, ["microbench", "--quick", "--device", "cpu", "--out", str(tmp_path / "r.png"), "--json", *extra]
+    )
 
 
 def test_a_clearly_worse_measurement_never_replaces_the_cache_silently(tmp_path, monkeypatch):
@@ -91,6 +109,7 @@ def test_out_creates_a_missing_folder_and_says_so_but_refuses_a_file_as_folder(t
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:4] == b"\x89PNG" and f"created folder {out.parent}" in result.stderr
     (tmp_path / "afile").write_text("x")
-    bad = CliRunner().invoke(cli, ["microbench", "--quick", "--device", "cpu",
-                                   "--out", str(tmp_path / "afile" / "r.png")])
+    bad = CliRunner().invoke(
+        cli, ["microbench", "--quick", "--device", "cpu", "--out", str(tmp_path / "afile" / "r.png")]
+    )
     assert bad.exit_code == 2 and "is a file, not a folder" in bad.stderr

@@ -34,8 +34,11 @@ def test_profile_json_is_one_object(tmp_path, monkeypatch):
 
 def test_bad_input_exits_2_with_one_line():
     runner = CliRunner()
-    for args in (["profile", "no_such_workload"], ["profile", "toy", "--steps", "1"],
-                 ["profile", "toy", "--method", "no_such_method"]):
+    for args in (
+        ["profile", "no_such_workload"],
+        ["profile", "toy", "--steps", "1"],
+        ["profile", "toy", "--method", "no_such_method"],
+    ):
         result = runner.invoke(cli, args)
         assert result.exit_code == 2, (args, result.output)
         assert len(result.output.strip().splitlines()) == 1

@@ -12,11 +12,14 @@ from hasten.cli.main import cli
 from hasten.store.store import RunStore
 
 
-@pytest.mark.parametrize("args, problem", [
-    (["--compressions", "0.5,2"], "below 1"),
-    (["--strategies", "biggest"], "unknown pruning strategy"),
-    (["--lr-scale", "0"], "not positive"),
-])
+@pytest.mark.parametrize(
+    "args, problem",
+    [
+        (["--compressions", "0.5,2"], "below 1"),
+        (["--strategies", "biggest"], "unknown pruning strategy"),
+        (["--lr-scale", "0"], "not positive"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], problem: str) -> None:
     result = CliRunner().invoke(cli, ["prune", "mnist", "--store", str(tmp_path / "r.db"), *args])
     assert result.exit_code == 2, result.output
@@ -27,9 +30,29 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], probl
 @pytest.mark.slow
 def test_a_tiny_benchmark_records_and_reports(tmp_path: Path, data_dir: Path) -> None:
     store = tmp_path / "r.db"
-    args = ["prune", "mnist", "--store", str(store), "--data-dir", str(data_dir), "--device", "cpu",
-            "--pretrain", "30ba", "--finetune", "10ba", "--seeds", "1", "--compressions", "4",
-            "--strategies", "global_magnitude,random", "--out", str(tmp_path / "report"), "--json"]
+    args = [
+        "prune",
+        "mnist",
+        "--store",
+        str(store),
+        "--data-dir",
+        str(data_dir),
+        "--device",
+        "cpu",
+        "--pretrain",
+        "30ba",
+        "--finetune",
+        "10ba",
+        "--seeds",
+        "1",
+        "--compressions",
+        "4",
+        "--strategies",
+        "global_magnitude,random",
+        "--out",
+        str(tmp_path / "report"),
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     results = json.loads(result.stdout)

@@ -47,13 +47,15 @@ def test_bad_recipe_input_is_one_line_and_exit_2(tmp_path: Path, store_path: Pat
     other.write_text(TOY.replace("workload: toy", "workload: mnist"))
     unknown_method = tmp_path / "m.yaml"
     unknown_method.write_text(TOY.replace("label_smoothing", "warp"))
-    cases = [(("train", "toy", "--recipe", "nope"), "unknown recipe 'nope'"),
-             (("train", "toy", "--recipe", str(bad)), "unknown key optimizer"),
-             (("train", "toy", "--recipe", str(other)), "is for workload 'mnist', not 'toy'"),
-             (("train", "toy", "--recipe", str(unknown_method)), "unknown method 'warp'"),
-             (("train", "toy", "--recipe", str(bad), "--method", "mixup"), "cannot be combined"),
-             (("curve", "toy", "-r", "@shakespeare-speedrun"), "is for workload 'shakespeare', not 'toy'"),
-             (("recipes", "nope"), "unknown recipe")]
+    cases = [
+        (("train", "toy", "--recipe", "nope"), "unknown recipe 'nope'"),
+        (("train", "toy", "--recipe", str(bad)), "unknown key optimizer"),
+        (("train", "toy", "--recipe", str(other)), "is for workload 'mnist', not 'toy'"),
+        (("train", "toy", "--recipe", str(unknown_method)), "unknown method 'warp'"),
+        (("train", "toy", "--recipe", str(bad), "--method", "mixup"), "cannot be combined"),
+        (("curve", "toy", "-r", "@shakespeare-speedrun"), "is for workload 'shakespeare', not 'toy'"),
+        (("recipes", "nope"), "unknown recipe"),
+    ]
     for args, message in cases:
         result = run(*args)
         assert result.exit_code == 2, (args, result.output)

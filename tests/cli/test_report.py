@@ -14,13 +14,14 @@ def invoke(*args: str):
 
 
 def test_report_on_toy(store_path, tmp_path):
-    assert invoke("curve", "toy", "--recipe", "label_smoothing", "--budgets", "6ba,12ba,24ba", "--seeds", "2"
-                  ).exit_code == 0
+    assert (
+        invoke("curve", "toy", "--recipe", "label_smoothing", "--budgets", "6ba,12ba,24ba", "--seeds", "2").exit_code
+        == 0
+    )
     out = tmp_path / "report"
     result = invoke("report", "toy", "--target", "0.5", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"tradeoff.png", "speedup.png", "factors.png", "report.md",
-                                               "report.html"}
+    assert {p.name for p in out.iterdir()} == {"tradeoff.png", "speedup.png", "factors.png", "report.md", "report.html"}
     assert "label_smoothing" in (out / "report.md").read_text()
     assert str(out / "report.html") in result.stdout
     profiles = invoke("report", "toy", "--target", "0.5", "--out", str(out), "--profiles")
@@ -43,8 +44,9 @@ def test_default_folder_stays_inside_hasten_report_whatever_the_workload_name(st
     name = "../../escaped"
     for seed in range(2):
         for recipe, scale in (("baseline", 1.0), ("fast", 0.5)):
-            store.create_run(run(recipe, seed, [(scale * (1 + seed), 10, 0.5), (scale * (4 + seed), 40, 0.95)],
-                                 workload=name))
+            store.create_run(
+                run(recipe, seed, [(scale * (1 + seed), 10, 0.5), (scale * (4 + seed), 40, 0.95)], workload=name)
+            )
     work = tmp_path / "a" / "b"
     work.mkdir(parents=True)
     monkeypatch.chdir(work)

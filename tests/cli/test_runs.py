@@ -17,8 +17,14 @@ def invoke(*args: str):
 
 
 def exported(tmp_path, **fields) -> str:
-    data = RunRecord(run_id="abcdef1234", workload="toy", duration="2ep", metric="accuracy", status="completed",
-                     final={"accuracy": 0.93}).to_dict()
+    data = RunRecord(
+        run_id="abcdef1234",
+        workload="toy",
+        duration="2ep",
+        metric="accuracy",
+        status="completed",
+        final={"accuracy": 0.93},
+    ).to_dict()
     data.update(fields)
     path = tmp_path / "runs.jsonl"
     path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}) + "\n")
@@ -38,10 +44,34 @@ def test_store_option_works_after_the_subcommand(tmp_path):
 
 
 def test_run_ids_are_whole_in_an_80_column_table():
-    rows = [("0123456789", "toy", "mixup:alpha=0.2+label_smoothing", 0, "10ep", "scaled", "completed", 320,
-             "2.1s", "0.9395", "2026-12-04T17:00:00+00:00")]
-    columns = ("run", "workload", "recipe", "seed", "duration", "schedule", "status", "steps", "train", "final",
-               "created")
+    rows = [
+        (
+            "0123456789",
+            "toy",
+            "mixup:alpha=0.2+label_smoothing",
+            0,
+            "10ep",
+            "scaled",
+            "completed",
+            320,
+            "2.1s",
+            "0.9395",
+            "2026-12-04T17:00:00+00:00",
+        )
+    ]
+    columns = (
+        "run",
+        "workload",
+        "recipe",
+        "seed",
+        "duration",
+        "schedule",
+        "status",
+        "steps",
+        "train",
+        "final",
+        "created",
+    )
     out = io.StringIO()
     Console(file=out, width=80).print(rich_table(columns, rows, whole=("run",)))
     assert "0123456789" in out.getvalue()
@@ -63,7 +93,8 @@ def test_import_without_metric_of_an_unknown_workload_is_refused(tmp_path):
 
 def test_listing_survives_a_string_metric_stored_before_imports_were_checked(tmp_path):
     store = RunStore(tmp_path / "s.db")
-    store.create_run(RunRecord(run_id="old", workload="toy", duration="2ep", metric="accuracy",
-                               final={"accuracy": "high"}))  # type: ignore[dict-item]
+    store.create_run(
+        RunRecord(run_id="old", workload="toy", duration="2ep", metric="accuracy", final={"accuracy": "high"})
+    )  # type: ignore[dict-item]
     result = invoke("runs", "--store", str(store.path))
     assert result.exit_code == 0 and "'high'" in result.stdout

@@ -14,8 +14,22 @@ from hasten.cli.main import cli
 from hasten.store.store import RunStore
 from hasten.trainer.checkpoint import list_checkpoints, load_checkpoint
 
-JSON_KEYS = {"run_id", "workload", "methods", "seed", "duration", "status", "steps", "samples", "train_time_s",
-             "eval_time_s", "data_wait_s", "final", "evals", "env"}
+JSON_KEYS = {
+    "run_id",
+    "workload",
+    "methods",
+    "seed",
+    "duration",
+    "status",
+    "steps",
+    "samples",
+    "train_time_s",
+    "eval_time_s",
+    "data_wait_s",
+    "final",
+    "evals",
+    "env",
+}
 
 
 def run(*args: str):
@@ -76,8 +90,18 @@ def test_workloads_table_lists_toy():
 
 def test_killed_cli_run_resumes_and_keeps_its_id(tmp_path, store_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HASTEN_STORE": str(store_path)}
-    command = [sys.executable, "-m", "hasten.cli.main", "train", "toy", "--duration", "60ep", "--deterministic",
-               "--checkpoint-interval", "100ba"]  # 1920 steps
+    command = [
+        sys.executable,
+        "-m",
+        "hasten.cli.main",
+        "train",
+        "toy",
+        "--duration",
+        "60ep",
+        "--deterministic",
+        "--checkpoint-interval",
+        "100ba",
+    ]  # 1920 steps
     victim = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     checkpoints = []
@@ -89,15 +113,24 @@ def test_killed_cli_run_resumes_and_keeps_its_id(tmp_path, store_path):
     victim.wait(timeout=30)
     record = RunStore(store_path).get_run("latest")
     assert record.status == "interrupted" and checkpoints  # the dead process is seen by the reader
-    resumed = subprocess.run([sys.executable, "-m", "hasten.cli.main", "train", "toy", "--resume", "latest",
-                              "--json"], env=env, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "hasten.cli.main", "train", "toy", "--resume", "latest", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     summary = json.loads(resumed.stdout)
     assert summary["run_id"] == record.run_id and summary["status"] == "completed" and summary["steps"] == 1920
     assert RunStore(store_path).get_run(record.run_id).status == "completed"
     assert len(RunStore(store_path).list_runs()) == 1
-    again = subprocess.run([sys.executable, "-m", "hasten.cli.main", "train", "toy", "--resume", record.run_id],
-                           env=env, capture_output=True, text=True)
+    again = subprocess.run(
+        [sys.executable, "-m", "hasten.cli.main", "train", "toy", "--resume", record.run_id],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert again.returncode == 2 and "already completed" in again.stderr
 
     straight = subprocess.run(command + ["--json"], env=env, capture_output=True, text=True, timeout=600)

@@ -16,6 +16,7 @@ def test_every_event_has_a_declared_no_op_hook_and_nothing_else_is_one():
 
 def test_a_misspelled_hook_is_refused_with_the_right_name():
     with pytest.raises(TypeError, match=r"Typo.on_batch_ends is not a callback hook \(did you mean on_batch_end\?\)"):
+
         class Typo(Callback):
             def on_batch_ends(self, state):  # type: ignore[no-untyped-def]
                 pass

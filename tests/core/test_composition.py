@@ -6,10 +6,17 @@ from hasten.errors import ConflictError
 
 
 def algorithm(label, touches=(), requires=(), removes=(), conflicts=None):
-    cls = type(label, (Algorithm,), {
-        "name": label, "touches": frozenset(touches), "requires": frozenset(requires),
-        "removes": frozenset(removes), "conflicts": conflicts or {},
-    })
+    cls = type(
+        label,
+        (Algorithm,),
+        {
+            "name": label,
+            "touches": frozenset(touches),
+            "requires": frozenset(requires),
+            "removes": frozenset(removes),
+            "conflicts": conflicts or {},
+        },
+    )
     return cls()
 
 
@@ -37,5 +44,6 @@ def test_two_methods_rewriting_targets_conflict():
 
 def test_required_capability_removed_by_another():
     with pytest.raises(ConflictError, match="'needs' needs fixed_input_shape, which 'resizer' takes away"):
-        check_composition([algorithm("needs", requires={"fixed_input_shape"}),
-                           algorithm("resizer", removes={"fixed_input_shape"})])
+        check_composition(
+            [algorithm("needs", requires={"fixed_input_shape"}), algorithm("resizer", removes={"fixed_input_shape"})]
+        )

@@ -10,8 +10,13 @@ from hasten.core.time import Time
 
 
 def make_state() -> State:
-    return State(model=torch.nn.Linear(2, 2), loss_fn=lambda o, t: o.sum(), max_duration=Time.parse("1ep"),
-                 train_data=[], device=torch.device("cpu"))
+    return State(
+        model=torch.nn.Linear(2, 2),
+        loss_fn=lambda o, t: o.sum(),
+        max_duration=Time.parse("1ep"),
+        train_data=[],
+        device=torch.device("cpu"),
+    )
 
 
 def recorder(label: str, priority: int = 0, log: list | None = None) -> Algorithm:
@@ -69,5 +74,6 @@ def test_algorithm_name_defaults_to_snake_case_and_touches_are_checked():
 
     assert MyFancyMethod.name == "my_fancy_method"
     with pytest.raises(TypeError, match="unknown entries"):
+
         class Bad(Algorithm):
             touches = frozenset({"weights"})

@@ -6,8 +6,14 @@ from hasten.errors import ConfigError
 
 @pytest.mark.parametrize(
     "text, value, unit",
-    [("10ep", 10, TimeUnit.EPOCH), ("500ba", 500, TimeUnit.BATCH), ("60000sp", 60000, TimeUnit.SAMPLE),
-     ("2e5tok", 200000, TimeUnit.TOKEN), ("0.5dur", 0.5, TimeUnit.DURATION), (" 3 ep ", 3, TimeUnit.EPOCH)],
+    [
+        ("10ep", 10, TimeUnit.EPOCH),
+        ("500ba", 500, TimeUnit.BATCH),
+        ("60000sp", 60000, TimeUnit.SAMPLE),
+        ("2e5tok", 200000, TimeUnit.TOKEN),
+        ("0.5dur", 0.5, TimeUnit.DURATION),
+        (" 3 ep ", 3, TimeUnit.EPOCH),
+    ],
 )
 def test_parse_every_unit(text, value, unit):
     time = Time.parse(text)

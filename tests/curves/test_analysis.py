@@ -28,7 +28,7 @@ def test_crossing_interpolates_linearly_in_log_time():
     assert crossing.steps == pytest.approx(80.0)
     assert crossing.interpolated
     quarter = first_crossing(points, 0.55)  # a quarter of the way from 1 s to 4 s in log-time
-    assert quarter.time_s == pytest.approx(4 ** 0.25)
+    assert quarter.time_s == pytest.approx(4**0.25)
 
 
 def test_exactly_on_a_point_and_first_point_already_past():
@@ -106,7 +106,10 @@ def test_budget_readout_uses_final_points_and_curve_averages_seeds():
 
 
 def test_eval_readout_uses_each_runs_time_series():
-    runs = [run("baseline", 0, [(1.0, 10, 0.5), (2.0, 20, 0.7)]), run("baseline", 1, [(1.2, 10, 0.55), (2.4, 20, 0.75)])]
+    runs = [
+        run("baseline", 0, [(1.0, 10, 0.5), (2.0, 20, 0.7)]),
+        run("baseline", 1, [(1.2, 10, 0.55), (2.4, 20, 0.75)]),
+    ]
     points = seed_points(runs, "evals")
     assert [p.time_s for p in points[1]] == [1.2, 2.4]
     curve = tradeoff_curve("baseline", runs, "evals")

@@ -95,7 +95,8 @@ def test_compare_and_report_carry_the_flags():
     assert "Measurement warnings" in text and "| baseline | 1ep | 3 |" in text and "1 run flagged" in text
     quiet = compare_runs(_sweep(), target=0.75)
     assert quiet.contention == [] and "Measurement warnings" not in render_markdown(
-        build_blocks(quiet, {"tradeoff": "t.png", "speedup": "s.png", "factors": "f.png"}))
+        build_blocks(quiet, {"tradeoff": "t.png", "speedup": "s.png", "factors": "f.png"})
+    )
 
 
 def test_the_tradeoff_plot_rings_flagged_points(tmp_path):

@@ -26,8 +26,16 @@ class _RecordLr(Callback):
 def test_cyclic_run_has_warmup_restarts_and_evaluates_at_cycle_ends():
     cycles, warmup = cyclic_layout(["8ba", "16ba", "32ba"])
     recorder = _RecordLr()
-    trainer = build_trainer("toy", [], duration="32ba", device="cpu", schedule="cyclic", cycles=cycles,
-                            cycle_warmup=warmup, callbacks=[recorder])
+    trainer = build_trainer(
+        "toy",
+        [],
+        duration="32ba",
+        device="cpu",
+        schedule="cyclic",
+        cycles=cycles,
+        cycle_warmup=warmup,
+        callbacks=[recorder],
+    )
     result = trainer.fit()
     assert [e.step for e in result.evals] == [8, 16, 32]
     m = recorder.multipliers
@@ -54,10 +62,15 @@ BUDGETS = ["1ep", "2ep", "4ep"]
 
 
 def _records():
-    sweep = [run(r, 0, [(t / 2, s // 2, q - 0.2), (t, s, q)], duration=b)
-             for r, qs in SWEEP.items() for b, t, s, q in zip(BUDGETS, (1.0, 2.0, 4.0), (10, 20, 40), qs)]
-    cyclic = [run(r, 0, [(1.1, 10, qs[0]), (2.2, 20, qs[1]), (4.4, 40, qs[2])], duration="4ep", schedule="cyclic")
-              for r, qs in CYCLIC.items()]
+    sweep = [
+        run(r, 0, [(t / 2, s // 2, q - 0.2), (t, s, q)], duration=b)
+        for r, qs in SWEEP.items()
+        for b, t, s, q in zip(BUDGETS, (1.0, 2.0, 4.0), (10, 20, 40), qs)
+    ]
+    cyclic = [
+        run(r, 0, [(1.1, 10, qs[0]), (2.2, 20, qs[1]), (4.4, 40, qs[2])], duration="4ep", schedule="cyclic")
+        for r, qs in CYCLIC.items()
+    ]
     return sweep, cyclic
 
 

@@ -19,14 +19,25 @@ def test_demo_defaults_name_real_things():
 
 def test_race_alternates_stops_at_target_and_reports(tmp_path):
     out = io.StringIO()
-    result = run_demo(tmp_path / "demo", workload="toy", recipe="label_smoothing", target=0.9, eval_interval="8ba",
-                      device="cpu", stream=out)
+    result = run_demo(
+        tmp_path / "demo",
+        workload="toy",
+        recipe="label_smoothing",
+        target=0.9,
+        eval_interval="8ba",
+        device="cpu",
+        stream=out,
+    )
     text = out.getvalue()
     assert "time to accuracy 0.9" in text and "95% CI" in text and "steps-to-quality" in text
     assert str(result.files.html.resolve()) in text
     runs = RunStore(result.store_path).list_runs("toy", with_evals=True)
-    assert [(r.recipe, r.seed) for r in runs] == [("baseline", 0), ("label_smoothing", 0), ("baseline", 1),
-                                                  ("label_smoothing", 1)]
+    assert [(r.recipe, r.seed) for r in runs] == [
+        ("baseline", 0),
+        ("label_smoothing", 0),
+        ("baseline", 1),
+        ("label_smoothing", 1),
+    ]
     for record in runs:  # each clock stopped at the first evaluation that reached the target
         accuracies = [e.metrics["accuracy"] for e in record.evals]
         assert accuracies[-1] >= 0.9 and all(a < 0.9 for a in accuracies[:-1])
@@ -36,6 +47,14 @@ def test_race_alternates_stops_at_target_and_reports(tmp_path):
     assert result.comparison.readout == "evals"
     assert result.files.html.exists() and (tmp_path / "demo" / "tradeoff.png").exists()
 
-    again = run_demo(tmp_path / "demo", workload="toy", recipe="label_smoothing", target=0.9, eval_interval="8ba",
-                     seeds=1, device="cpu", stream=io.StringIO())
+    again = run_demo(
+        tmp_path / "demo",
+        workload="toy",
+        recipe="label_smoothing",
+        target=0.9,
+        eval_interval="8ba",
+        seeds=1,
+        device="cpu",
+        stream=io.StringIO(),
+    )
     assert len(RunStore(again.store_path).list_runs()) == 2  # a new race: old runs are not reused

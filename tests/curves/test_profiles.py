@@ -10,8 +10,8 @@ from hasten.curves.profiles import performance_ratios, profile, profile_score, p
 
 TIMES = {
     "w1": {"a": 10.0, "b": 20.0, "c": 50.0},
-    "w2": {"a": 30.0, "b": 15.0, "c": None},   # c did not reach w2's target
-    "w3": {"a": 8.0, "b": 8.0},               # c has no run on w3; a and b tie
+    "w2": {"a": 30.0, "b": 15.0, "c": None},  # c did not reach w2's target
+    "w3": {"a": 8.0, "b": 8.0},  # c has no run on w3; a and b tie
 }
 
 

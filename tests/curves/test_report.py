@@ -26,8 +26,14 @@ def _runs():
             noise = 0.01 * (seed - 1)
             for duration, (steps, quality) in BUDGETS.items():
                 t = steps / 10 / speed * (1 + noise)
-                runs.append(run(recipe, seed, [(t / 2, steps // 2, quality - 0.2), (t, steps, quality + lift + noise)],
-                                duration=duration))
+                runs.append(
+                    run(
+                        recipe,
+                        seed,
+                        [(t / 2, steps // 2, quality - 0.2), (t, steps, quality + lift + noise)],
+                        duration=duration,
+                    )
+                )
     return runs
 
 
@@ -102,8 +108,14 @@ def test_html_renders_in_a_headless_browser(written, tmp_path):
     if browser is None:
         pytest.skip("no headless browser found: install Debian's 'chromium' (apt-get install -y chromium)")
     _, files = written
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     url = files.html.resolve().as_uri()
     dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
     parsed = _Collector()
@@ -114,8 +126,9 @@ def test_html_renders_in_a_headless_browser(written, tmp_path):
     assert len(parsed.images) == 3 and all(src.startswith("data:image/png;base64,") for src in parsed.images)
 
     shot = tmp_path / "page.png"
-    subprocess.run([*flags, "--window-size=1200,2400", f"--screenshot={shot}", url], capture_output=True,
-                   timeout=120, cwd=tmp_path)
+    subprocess.run(
+        [*flags, "--window-size=1200,2400", f"--screenshot={shot}", url], capture_output=True, timeout=120, cwd=tmp_path
+    )
     with Image.open(shot) as image:
         pixels = np.asarray(image.convert("RGB")).astype(int)
     # matplotlib's first line colour (#1f77b4) appears only if the embedded figures were decoded and drawn
@@ -123,8 +136,13 @@ def test_html_renders_in_a_headless_browser(written, tmp_path):
     assert blue > 200
 
 
-LINKS = ["[click](javascript:alert(1))", "![x](javascript:alert(2))", "<javascript:alert(3)>",
-         "[ref]\n\n[ref]: javascript:alert(4)", "a | b \\[c](javascript:alert(5))"]
+LINKS = [
+    "[click](javascript:alert(1))",
+    "![x](javascript:alert(2))",
+    "<javascript:alert(3)>",
+    "[ref]\n\n[ref]: javascript:alert(4)",
+    "a | b \\[c](javascript:alert(5))",
+]
 
 
 @pytest.mark.parametrize("text", LINKS)
@@ -136,6 +154,7 @@ def test_markdown_turns_no_user_text_into_a_link_or_image(text):
     parser = MarkdownIt("commonmark").enable("table")
     parser.validateLink = lambda url: True  # a viewer that does not filter schemes itself
     rendered = parser.render(
-        render_markdown([("h1", text), ("p", text), ("ul", [text]), ("table", ("recipe",), [(text,)])]))
+        render_markdown([("h1", text), ("p", text), ("ul", [text]), ("table", ("recipe",), [(text,)])])
+    )
     assert "<a " not in rendered and "<img" not in rendered and "javascript:alert" in rendered
     assert "href" not in rendered and "src=" not in rendered

@@ -70,11 +70,13 @@ def test_interleaved_order_lets_recipes_take_turns_and_grouped_runs_one_recipe_a
     points = plan_sweep("toy", recipes, BUDGETS, range(2))
     assert [p.recipe for p in points[:9]] == ["baseline", "a", "b", "a", "b", "baseline", "b", "baseline", "a"]
     assert sorted((p.recipe, p.duration, p.seed) for p in points) == sorted(
-        (r, b, s) for r in recipes for b in BUDGETS for s in range(2))
+        (r, b, s) for r in recipes for b in BUDGETS for s in range(2)
+    )
     grouped = plan_sweep("toy", recipes, BUDGETS, range(2), order="grouped")
     assert [p.recipe for p in grouped] == [r for r in recipes for _ in range(6)]
     assert sorted(grouped, key=lambda p: (p.recipe, p.seed, p.duration)) == sorted(
-        points, key=lambda p: (p.recipe, p.seed, p.duration))
+        points, key=lambda p: (p.recipe, p.seed, p.duration)
+    )
     with pytest.raises(ConfigError, match="unknown sweep order"):
         plan_sweep("toy", recipes, BUDGETS, range(2), order="random")
 
@@ -84,7 +86,8 @@ def test_a_sweep_and_its_cyclic_runs_are_merged_seed_by_seed():
     cyclic = plan_sweep("toy", ["baseline"], BUDGETS, range(2), cyclic=True)
     merged = interleave_schedules(scaled, cyclic)
     assert [(p.seed, p.schedule) for p in merged] == [(0, "scaled")] * 3 + [(0, "cyclic")] + [(1, "scaled")] * 3 + [
-        (1, "cyclic")]
+        (1, "cyclic")
+    ]
 
 
 class _Interrupt(Callback):
@@ -100,8 +103,9 @@ def test_an_interrupted_sweep_continues_where_it_stopped(tmp_path):
     points = plan_sweep("toy", ["baseline"], BUDGETS, range(2))
     victim = points[2]
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(points, store, device="cpu", progress=quiet(),
-                  callbacks_for=lambda p: [_Interrupt()] if p == victim else [])
+        run_sweep(
+            points, store, device="cpu", progress=quiet(), callbacks_for=lambda p: [_Interrupt()] if p == victim else []
+        )
     runs = store.list_runs("toy")
     assert sorted(r.status for r in runs) == ["completed", "completed", "interrupted"]
     assert find_done(store, victim) is None

@@ -25,8 +25,12 @@ def test_random_crop_keeps_shape_and_dtype_and_cuts_padded_windows(images: torch
     padded = F.pad(images, (4, 4, 4, 4))
     shifts = []
     for i in range(len(images)):  # each output is exactly one 32x32 window of its padded input
-        match = [(dy, dx) for dy in range(9) for dx in range(9)
-                 if torch.equal(padded[i, :, dy : dy + 32, dx : dx + 32], cropped[i])]
+        match = [
+            (dy, dx)
+            for dy in range(9)
+            for dx in range(9)
+            if torch.equal(padded[i, :, dy : dy + 32, dx : dx + 32], cropped[i])
+        ]
         assert match, f"image {i} is not a window of its padded input"
         shifts.append(match[0])
     assert {dy for dy, _ in shifts} == set(range(9)) and {dx for _, dx in shifts} == set(range(9))  # every shift

@@ -40,8 +40,9 @@ def test_jpeg_copy_pixels_look_like_cifar(jpeg_copy: dict) -> None:
     assert np.allclose(channel_means, cifar.MEAN, atol=1.5)  # the published means of the original release
 
 
-def test_decoded_copy_is_cached_and_not_decoded_again(jpeg_copy: dict, data_dir: Path, session_cache: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decoded_copy_is_cached_and_not_decoded_again(
+    jpeg_copy: dict, data_dir: Path, session_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cached = cache_path("cifar10-jpeg-test", cifar.JPEG_FILES["test"].sha256 or "")
     assert cached.is_relative_to(session_cache) and cached.exists()
 
@@ -173,8 +174,9 @@ def test_damaged_python_batch_is_a_clear_error(tmp_path: Path, damage: str) -> N
         cifar.read_python_batch(tmp_path / "batch")
 
 
-def test_official_archive_is_downloaded_verified_and_extracted(server: tuple[str, Path], tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_official_archive_is_downloaded_verified_and_extracted(
+    server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Without the JPEG copy, cifar10 falls back to the official python archive: downloaded from
     (here) a local server, checked, extracted safely into the cache and read."""
     base, served = server
@@ -183,11 +185,16 @@ def test_official_archive_is_downloaded_verified_and_extracted(server: tuple[str
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(tmp_path / "build" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
     payload = archive.read_bytes()
-    fake = DataFile("cifar10/cifar-10-python.tar.gz", sha256=hashlib.sha256(payload).hexdigest(), size=len(payload),
-                    urls=(f"{base}/cifar-10-python.tar.gz",))
+    fake = DataFile(
+        "cifar10/cifar-10-python.tar.gz",
+        sha256=hashlib.sha256(payload).hexdigest(),
+        size=len(payload),
+        urls=(f"{base}/cifar-10-python.tar.gz",),
+    )
     monkeypatch.setattr(cifar, "PYTHON_ARCHIVE", fake)
-    monkeypatch.setattr(cifar, "PYTHON_BATCHES", {s: tuple((n, None) for n, _ in b) for s, b in
-                                                  cifar.PYTHON_BATCHES.items()})
+    monkeypatch.setattr(
+        cifar, "PYTHON_BATCHES", {s: tuple((n, None) for n, _ in b) for s, b in cifar.PYTHON_BATCHES.items()}
+    )
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("HASTEN_DATA", raising=False)
     monkeypatch.delenv(files.OFFLINE_ENV, raising=False)
@@ -199,8 +206,9 @@ def test_official_archive_is_downloaded_verified_and_extracted(server: tuple[str
     assert len(cifar.load_cifar10("train", tmp_path / "empty")) == 100
 
 
-def test_tampered_official_archive_is_refused(server: tuple[str, Path], tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tampered_official_archive_is_refused(
+    server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, served = server
     (served / "cifar-10-python.tar.gz").write_bytes(b"not the archive")
     spec = DataFile("cifar10/cifar-10-python.tar.gz", sha256="0" * 64, urls=(f"{base}/cifar-10-python.tar.gz",))
@@ -211,7 +219,8 @@ def test_tampered_official_archive_is_refused(server: tuple[str, Path], tmp_path
     with pytest.raises(DataError, match="fails its sha256 check"):
         cifar.load_cifar10("test", tmp_path / "empty")
     assert not (tmp_path / "xdg" / "hasten" / "cifar10").exists() or not any(
-        (tmp_path / "xdg" / "hasten" / "cifar10").iterdir())
+        (tmp_path / "xdg" / "hasten" / "cifar10").iterdir()
+    )
 
 
 def test_corrupt_jpeg_copy_fails_its_checksum(tmp_path: Path, data_dir: Path) -> None:

@@ -18,8 +18,13 @@ PAYLOAD = bytes(range(256)) * 64
 
 
 def spec(base: str, name: str = "payload.bin", content: bytes = PAYLOAD, **kwargs) -> DataFile:
-    return DataFile(f"things/{name}", sha256=hashlib.sha256(content).hexdigest(), size=len(content),
-                    urls=(f"{base}/{name}",), **kwargs)
+    return DataFile(
+        f"things/{name}",
+        sha256=hashlib.sha256(content).hexdigest(),
+        size=len(content),
+        urls=(f"{base}/{name}",),
+        **kwargs,
+    )
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -54,13 +59,17 @@ def test_short_download_is_refused(server: tuple[str, Path], tmp_path: Path) -> 
 def test_next_address_is_tried_when_one_fails(server: tuple[str, Path], tmp_path: Path) -> None:
     base, served = server
     (served / "payload.bin").write_bytes(PAYLOAD)
-    mirrored = DataFile("things/payload.bin", sha256=hashlib.sha256(PAYLOAD).hexdigest(),
-                        urls=(f"{base}/missing.bin", f"{base}/payload.bin"))
+    mirrored = DataFile(
+        "things/payload.bin",
+        sha256=hashlib.sha256(PAYLOAD).hexdigest(),
+        urls=(f"{base}/missing.bin", f"{base}/payload.bin"),
+    )
     assert download(mirrored, tmp_path / "payload.bin", quiet=True).read_bytes() == PAYLOAD
 
 
-def test_fetch_downloads_into_the_user_cache(server: tuple[str, Path], tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_downloads_into_the_user_cache(
+    server: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     base, served = server
     (served / "payload.bin").write_bytes(PAYLOAD)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

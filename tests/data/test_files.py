@@ -121,7 +121,8 @@ def test_bundled_shakespeare_is_used_before_any_download(roots: dict[str, Path],
 
 
 @pytest.mark.parametrize(
-    "spec", [*mnist.FILES["train"], *mnist.FILES["test"], *cifar.JPEG_FILES.values(), text.TINY_SHAKESPEARE],
+    "spec",
+    [*mnist.FILES["train"], *mnist.FILES["test"], *cifar.JPEG_FILES.values(), text.TINY_SHAKESPEARE],
     ids=lambda spec: spec.path,
 )
 def test_shared_copies_match_their_published_checksums(spec: DataFile, data_dir: Path) -> None:

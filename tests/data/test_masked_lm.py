@@ -18,7 +18,9 @@ VOCAB, MASK = 65, 65
 
 def test_corruption_follows_80_10_10_on_average() -> None:
     tokens = torch.randint(VOCAB, (200, 256), generator=torch.Generator().manual_seed(0))
-    inputs, labels = mask_tokens(tokens, 0.3, mask_id=MASK, vocab_size=VOCAB, generator=torch.Generator().manual_seed(1))
+    inputs, labels = mask_tokens(
+        tokens, 0.3, mask_id=MASK, vocab_size=VOCAB, generator=torch.Generator().manual_seed(1)
+    )
     selected = labels != IGNORE_INDEX
     assert abs(selected.float().mean().item() - 0.3) < 0.01
     assert torch.equal(labels[selected], tokens[selected])  # the original at every selected position

@@ -17,8 +17,9 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 @pytest.mark.parametrize(("split", "counts", "mean"), [("train", TRAIN_COUNTS, 33.32), ("test", TEST_COUNTS, 33.79)])
-def test_real_mnist_counts_shapes_and_label_histogram(data_dir: Path, split: str, counts: list[int],
-                                                      mean: float) -> None:
+def test_real_mnist_counts_shapes_and_label_histogram(
+    data_dir: Path, split: str, counts: list[int], mean: float
+) -> None:
     data = load_mnist(split, data_dir)
     assert data.images.shape == (sum(counts), 1, 28, 28)
     assert data.images.dtype == np.uint8 and data.labels.dtype == np.int64

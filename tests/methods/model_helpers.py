@@ -41,7 +41,8 @@ def train_by_hand(
     steps: int = 8,
     *,
     optimizer: Callable[[nn.Module], torch.optim.Optimizer] = lambda m: torch.optim.SGD(
-        m.parameters(), lr=0.05, momentum=0.9),
+        m.parameters(), lr=0.05, momentum=0.9
+    ),
     on_batch: Callable[[int, float], None] | None = None,
     before_step: Callable[[int, torch.optim.Optimizer], object] | None = None,
     after_step: Callable[[int, torch.optim.Optimizer, object], None] | None = None,
@@ -91,8 +92,9 @@ def gpt_source(data_dir, context: int = 32, batch_size: int = 8) -> TensorBatche
     return TensorBatches(x, y, batch_size, seed=0, tokens_per_sample=context)
 
 
-def gpt_trainer_factory(data_dir, algorithms: Callable[[], list] = list, model: Callable[[], nn.Module] = small_gpt,
-                        **trainer_kwargs) -> Callable[..., Trainer]:
+def gpt_trainer_factory(
+    data_dir, algorithms: Callable[[], list] = list, model: Callable[[], nn.Module] = small_gpt, **trainer_kwargs
+) -> Callable[..., Trainer]:
     """A fresh, seeded Trainer training a small CharGPT on real Tiny Shakespeare windows."""
 
     def parts() -> dict:

@@ -34,10 +34,16 @@ def sgd(model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
 
 
-def plain_fit(model: nn.Module, optimizer: torch.optim.Optimizer, source: TensorBatches, steps: int, *,
-              autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-              before_step: Callable[[int], None] | None = None,
-              after_step: Callable[[int], None] | None = None) -> None:
+def plain_fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    source: TensorBatches,
+    steps: int,
+    *,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    before_step: Callable[[int], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
+) -> None:
     """``steps`` optimizer steps the Trainer's way; ``after_step`` gets the 1-based step count."""
     torch.manual_seed(0)
     step, epoch = 0, 0

@@ -27,12 +27,12 @@ class Downsampler(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)          # too few input channels
-        self.same = nn.Conv2d(16, 16, 3, padding=1)                   # stride 1
-        self.down = nn.Conv2d(16, 32, 3, stride=2, padding=1)         # replaced
-        self.pool = nn.MaxPool2d(3, stride=2, padding=1)              # replaced
-        self.ceil = nn.MaxPool2d(2, ceil_mode=True)                   # left: shape could change
-        self.flat = nn.MaxPool2d(1)                                   # left: does not downsample
+        self.stem = nn.Conv2d(3, 16, 3, stride=2, padding=1)  # too few input channels
+        self.same = nn.Conv2d(16, 16, 3, padding=1)  # stride 1
+        self.down = nn.Conv2d(16, 32, 3, stride=2, padding=1)  # replaced
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)  # replaced
+        self.ceil = nn.MaxPool2d(2, ceil_mode=True)  # left: shape could change
+        self.flat = nn.MaxPool2d(1)  # left: does not downsample
         self.rect = nn.Conv2d(32, 32, (3, 1), stride=(2, 1), padding=(1, 0))  # replaced
         self.head = nn.Linear(32, 10)
 
@@ -43,8 +43,7 @@ class Downsampler(nn.Module):
 
 def shapes(model: nn.Module, x: torch.Tensor) -> list:
     seen = []
-    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape)))
-             for name, m in model.named_children()]
+    hooks = [m.register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape))) for name, m in model.named_children()]
     model(x)
     for h in hooks:
         h.remove()
@@ -109,8 +108,7 @@ def test_blur_first_is_blur_then_the_unchanged_strided_conv():
     conv = nn.Conv2d(16, 8, 3, stride=2, padding=1)
     x = torch.randn(2, 16, 12, 12)
     wrapped = BlurConv2d(conv, blur_first=True)
-    by_hand = conv(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"),
-                            binomial_filter(3).expand(16, 1, 3, 3), groups=16))
+    by_hand = conv(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), binomial_filter(3).expand(16, 1, 3, 3), groups=16))
     assert torch.allclose(wrapped(x), by_hand, atol=1e-6)
     after = BlurConv2d(nn.Conv2d(16, 8, 3, stride=2, padding=1), blur_first=False)
     assert after.conv.stride == (1, 1) and after(x).shape == by_hand.shape

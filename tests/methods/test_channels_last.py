@@ -64,7 +64,8 @@ class LayoutSpy(Callback):
 def test_trainer_feeds_nhwc_inputs_for_training_and_evaluation(data_dir):
     spy = LayoutSpy()
     trainer = image_trainer_factory(data_dir, lambda: [build_method("channels_last")], model=Mixed)(
-        max_duration="3ba", callbacks=[spy])
+        max_duration="3ba", callbacks=[spy]
+    )
     assert trainer.state.model.conv.weight.is_contiguous(memory_format=NHWC)
     trainer.fit()
     assert spy.train == [True] * 3 and spy.eval and all(spy.eval)

@@ -77,8 +77,11 @@ def test_capability_and_exclusive_touch_conflicts_are_caught_in_both_orders():
     built = {e.name: e.build() for e in ENTRIES}
     checked = 0
     for a, b in itertools.combinations(built.values(), 2):
-        clash = (set(a.requires) & set(b.removes) or set(b.requires) & set(a.removes)
-                 or set(a.touches) & set(b.touches) & EXCLUSIVE_TOUCHES)
+        clash = (
+            set(a.requires) & set(b.removes)
+            or set(b.requires) & set(a.removes)
+            or set(a.touches) & set(b.touches) & EXCLUSIVE_TOUCHES
+        )
         if clash:
             checked += 1
             for order in ([a, b], [b, a]):
@@ -114,7 +117,8 @@ def test_order_rule_priority_first_and_reversed_at_after_events():
 def test_optimizer_methods_stack_in_the_stated_order_whatever_order_they_are_given(data_dir):
     given = ["lookahead:k=3", "gradient_clipping", "sam:interval=2", "muon", "scale_schedule:ratio=0.5", "precision"]
     trainer = image_trainer_factory(data_dir, algorithms=lambda: build_methods(given), eval_data=None)(
-        max_duration="4ba")
+        max_duration="4ba"
+    )
     init_order = [name for event, name in trainer.engine.trace if event is Event.INIT]
     assert init_order == ["scale_schedule", "precision", "muon", "sam", "lookahead"]
     result = trainer.fit()
@@ -142,8 +146,9 @@ class _FirstInputs(Callback):
 
 def test_sam_replays_the_mixed_batch_mixup_fed_the_model(data_dir):
     recorder = _FirstInputs()
-    trainer = image_trainer_factory(data_dir, algorithms=lambda: build_methods(["mixup:alpha=1.0", "sam"]),
-                                    eval_data=None)(max_duration="2ba", callbacks=[recorder])
+    trainer = image_trainer_factory(
+        data_dir, algorithms=lambda: build_methods(["mixup:alpha=1.0", "sam"]), eval_data=None
+    )(max_duration="2ba", callbacks=[recorder])
     trainer.fit()
     first, second = recorder.inputs[0], recorder.inputs[1]
     assert torch.equal(first, second)  # SAM's second pass sees the same mixed images
@@ -160,11 +165,16 @@ class _TrainLosses(Callback):
 
 
 def test_a_realistic_recipe_composes_and_trains_on_real_data(data_dir):
-    recipe = ["label_smoothing:smoothing=0.1", "ema:decay=0.9", "sam:rho=0.05,interval=2",
-              "gradient_clipping:clipping_threshold=2.0"]
+    recipe = [
+        "label_smoothing:smoothing=0.1",
+        "ema:decay=0.9",
+        "sam:rho=0.05,interval=2",
+        "gradient_clipping:clipping_threshold=2.0",
+    ]
     losses = _TrainLosses()
     trainer = image_trainer_factory(data_dir, algorithms=lambda: build_methods(recipe), n=512)(
-        max_duration="3ep", callbacks=[losses])
+        max_duration="3ep", callbacks=[losses]
+    )
     result = trainer.fit()
     assert result.status == "completed" and result.steps == 48
     assert sum(losses.losses[-8:]) / 8 < sum(losses.losses[:8]) / 8 - 0.1  # it learns

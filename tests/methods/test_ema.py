@@ -95,7 +95,8 @@ class _EvalWeights(Callback):
 def test_algorithm_equals_functional_form_and_evaluates_with_the_average(data_dir):
     recorder = _EvalWeights()
     trainer = image_trainer_factory(data_dir, algorithms=lambda: [EMA(decay=0.9)])(
-        eval_interval="3ba", callbacks=[recorder])
+        eval_interval="3ba", callbacks=[recorder]
+    )
     trainer.fit()
 
     model = seeded_model()

@@ -20,8 +20,13 @@ def test_cards_place_the_methods_in_the_taxonomy(name):
     assert {"muon", "sam", "lookahead"} <= set(card.conflicts) and card.resume
 
 
-PAIRS = [["flash_adamw", "muon"], ["muon", "flash_sgd"], ["flash_lion", "flash_adamw"], ["flash_adamw", "lookahead"],
-         ["flash_sgd:gradient_release=true", "gradient_clipping"]]
+PAIRS = [
+    ["flash_adamw", "muon"],
+    ["muon", "flash_sgd"],
+    ["flash_lion", "flash_adamw"],
+    ["flash_adamw", "lookahead"],
+    ["flash_sgd:gradient_release=true", "gradient_clipping"],
+]
 
 
 @pytest.mark.parametrize("pair", PAIRS)
@@ -65,8 +70,11 @@ def test_flash_adamw_on_an_sgd_workload_needs_its_own_lr(data_dir):
 
 
 def test_flash_adamw_inherits_an_adamw_baseline(data_dir):
-    make = image_trainer_factory(data_dir, algorithms=lambda: [FlashAdamWMethod(gradient_release=True)],
-                                 optimizer=lambda m: torch.optim.AdamW(m.parameters(), lr=4e-3, weight_decay=0.05))
+    make = image_trainer_factory(
+        data_dir,
+        algorithms=lambda: [FlashAdamWMethod(gradient_release=True)],
+        optimizer=lambda m: torch.optim.AdamW(m.parameters(), lr=4e-3, weight_decay=0.05),
+    )
     trainer = make(max_duration="3ba")
     assert trainer.fit().status == "completed"
     group = trainer.state.optimizer.param_groups[0]
@@ -80,8 +88,9 @@ def test_gradient_release_refuses_accumulation_and_clipping(data_dir):
     with pytest.raises(ConfigError, match="cannot accumulate gradients"):
         image_trainer_factory(data_dir, algorithms=lambda: [FlashSGDMethod(gradient_release=True)], grad_accum=2)()
     with pytest.raises(ConfigError, match="global gradient norm"):
-        image_trainer_factory(data_dir, algorithms=lambda: [FlashSGDMethod(gradient_release=True)],
-                              grad_clip_norm=1.0)()
+        image_trainer_factory(
+            data_dir, algorithms=lambda: [FlashSGDMethod(gradient_release=True)], grad_clip_norm=1.0
+        )()
 
 
 def test_flash_lion_trains(data_dir):

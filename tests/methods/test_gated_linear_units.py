@@ -80,8 +80,9 @@ def test_recognises_plain_mlps_whatever_their_class():
     parts = recognise_mlp(FunctionalMLP())
     assert parts is not None and parts.activation is F.silu and parts.dropout == 0.1
     seq = recognise_mlp(Mixer().seq)
-    assert seq.hidden_dropout == 0.2 and seq.activation(torch.tensor([1.0])) == F.gelu(torch.tensor([1.0]),
-                                                                                      approximate="tanh")
+    assert seq.hidden_dropout == 0.2 and seq.activation(torch.tensor([1.0])) == F.gelu(
+        torch.tensor([1.0]), approximate="tanh"
+    )
     assert recognise_mlp(NotAnMLP()) is None
     assert recognise_mlp(small_gpt().blocks[0].attn) is None
 

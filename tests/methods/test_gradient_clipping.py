@@ -67,8 +67,12 @@ class NormSpy(torch.optim.SGD):
 
 
 def _spy_trainer(data_dir, algorithms):
-    return image_trainer_factory(data_dir, algorithms=lambda: algorithms, eval_data=None,
-                                 optimizer=lambda m: NormSpy(m.parameters(), lr=0.05, momentum=0.9))()
+    return image_trainer_factory(
+        data_dir,
+        algorithms=lambda: algorithms,
+        eval_data=None,
+        optimizer=lambda m: NormSpy(m.parameters(), lr=0.05, momentum=0.9),
+    )()
 
 
 @pytest.mark.parametrize("with_sam", [False, True])
@@ -86,14 +90,20 @@ def test_algorithm_bounds_the_norm_of_every_applied_gradient(data_dir, with_sam)
 
 @pytest.mark.parametrize("clipping_type, threshold", [("norm", 0.3), ("adaptive", 0.02)])
 def test_algorithm_equals_functional_form(data_dir, clipping_type, threshold):
-    trainer = image_trainer_factory(data_dir, algorithms=lambda: [GradientClipping(clipping_type, threshold)],
-                                    eval_data=None)()
+    trainer = image_trainer_factory(
+        data_dir, algorithms=lambda: [GradientClipping(clipping_type, threshold)], eval_data=None
+    )()
     trainer.fit()
     model = seeded_model()
     params = agc_parameters(model) if clipping_type == "adaptive" else list(model.parameters())
     assert (len(params) < len(list(model.parameters()))) == (clipping_type == "adaptive")  # AGC skips the head
-    plain_fit(model, sgd(model), cifar_batches(data_dir), steps=8,
-              before_step=lambda step: clip_gradients(params, clipping_type, threshold))
+    plain_fit(
+        model,
+        sgd(model),
+        cifar_batches(data_dir),
+        steps=8,
+        before_step=lambda step: clip_gradients(params, clipping_type, threshold),
+    )
     assert same_weights(model, trainer.state.model)
 
 

@@ -123,8 +123,9 @@ def test_the_wrapped_run_loss_ignores_padding_like_torch():
     assert torch.allclose(state.loss_fn(logits, y), expected, atol=1e-6)
     pad = with_ignored(torch.randint(1, 12, (3, 7)), every=2).clamp(min=0)  # another ignore_index: 0
     expected = F.cross_entropy(logits.reshape(-1, 12), pad.reshape(-1), label_smoothing=0.1, ignore_index=0)
-    loss = LabelSmoothedLoss(lambda o, t: F.cross_entropy(o.reshape(-1, 12), t.reshape(-1), ignore_index=0), 0.1,
-                             ignore_index=0)
+    loss = LabelSmoothedLoss(
+        lambda o, t: F.cross_entropy(o.reshape(-1, 12), t.reshape(-1), ignore_index=0), 0.1, ignore_index=0
+    )
     assert torch.allclose(loss(logits, pad), expected, atol=1e-6)
 
 

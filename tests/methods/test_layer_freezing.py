@@ -46,7 +46,7 @@ class Tower(nn.Module):
 def test_freeze_times_follow_freezeout():
     assert freeze_times(5, 0.5, "linear") == pytest.approx([0.5, 0.625, 0.75, 0.875, 1.0])
     cubic = freeze_times(3, 0.8, "cubic")
-    assert cubic == pytest.approx([0.512, 0.9 ** 3, 1.0])  # t_0 is "pre-cubed", as in FreezeOut
+    assert cubic == pytest.approx([0.512, 0.9**3, 1.0])  # t_0 is "pre-cubed", as in FreezeOut
     assert freeze_times(1) == [1.0]
     with pytest.raises(ConfigError):
         freeze_times(3, 0.0)
@@ -79,8 +79,13 @@ class FrozenSpy(Callback):
 
     def on_batch_start(self, state) -> None:
         model = state.model
-        self.frozen.append([n for n, m in model.named_modules() if n in TINY_UNITS
-                            and not any(p.requires_grad for p in m.parameters(recurse=False))])
+        self.frozen.append(
+            [
+                n
+                for n, m in model.named_modules()
+                if n in TINY_UNITS and not any(p.requires_grad for p in m.parameters(recurse=False))
+            ]
+        )
 
     def on_batch_end(self, state) -> None:
         self.snapshots.append({k: v.clone() for k, v in state.model.state_dict().items()})
@@ -95,16 +100,19 @@ def test_units_freeze_at_the_scheduled_steps_and_stop_changing(data_dir):
     for step, frozen in enumerate(spy.frozen):  # unit i is frozen from step ceil(8 * t_i) on
         assert frozen == [n for n, t in zip(TINY_UNITS, times) if math.ceil(8 * t) <= step], step
     final = spy.snapshots[-1]
-    assert torch.equal(final["stem.0.weight"], spy.snapshots[1]["stem.0.weight"])        # frozen at step 2
+    assert torch.equal(final["stem.0.weight"], spy.snapshots[1]["stem.0.weight"])  # frozen at step 2
     assert not torch.equal(spy.snapshots[1]["stem.0.weight"], spy.snapshots[0]["stem.0.weight"])
     assert torch.equal(final["stem.1.running_mean"], spy.snapshots[2]["stem.1.running_mean"])  # eval mode
-    assert not torch.equal(final["head.weight"], spy.snapshots[-2]["head.weight"])        # never frozen
+    assert not torch.equal(final["head.weight"], spy.snapshots[-2]["head.weight"])  # never frozen
 
 
-@pytest.mark.parametrize("make_optimizer", [
-    lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-2),
-    lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=1e-2),
-])
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-2),
+        lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=1e-2),
+    ],
+)
 def test_scaling_the_update_equals_scaling_the_learning_rate(make_optimizer):
     torch.manual_seed(0)
     a, b = nn.Linear(5, 3), nn.Linear(5, 3)
@@ -123,7 +131,9 @@ def test_scaling_the_update_equals_scaling_the_learning_rate(make_optimizer):
 
 
 def test_functional_form_equals_the_algorithm(data_dir):
-    trainer = image_trainer_factory(data_dir, lambda: [build_method("layer_freezing:freeze_start=0.25,scaling=linear")])()
+    trainer = image_trainer_factory(
+        data_dir, lambda: [build_method("layer_freezing:freeze_start=0.25,scaling=linear")]
+    )()
     trainer.fit()
     torch.manual_seed(0)
     model = TinyConvNet()
@@ -135,9 +145,13 @@ def test_functional_form_equals_the_algorithm(data_dir):
         plan.freeze(progress)
         factors["now"] = plan.lr_factors(progress)
 
-    train_by_hand(model, cifar_source(data_dir), on_batch=on_batch,
-                  before_step=lambda step, opt: UpdateScaler(factors["now"]),
-                  after_step=lambda step, opt, scaler: scaler.apply())
+    train_by_hand(
+        model,
+        cifar_source(data_dir),
+        on_batch=on_batch,
+        before_step=lambda step, opt: UpdateScaler(factors["now"]),
+        after_step=lambda step, opt, scaler: scaler.apply(),
+    )
     assert_same_weights(weights_of(trainer.state.model), weights_of(model))
 
 

@@ -146,8 +146,9 @@ def test_functional_form_equals_the_algorithm(data_dir):
     model = small_gpt()
     reseed()
     apply_low_precision_norm(model)
-    train_by_hand(model, gpt_source(data_dir), precision="bf16",
-                  optimizer=lambda m: torch.optim.AdamW(m.parameters(), lr=3e-3))
+    train_by_hand(
+        model, gpt_source(data_dir), precision="bf16", optimizer=lambda m: torch.optim.AdamW(m.parameters(), lr=3e-3)
+    )
     assert_same_weights(weights_of(trainer.state.model), weights_of(model))
 
 
@@ -157,5 +158,6 @@ def test_low_precision_norm_resumes_exactly(tmp_path, data_dir):
 
 def test_composes_with_the_precision_method(data_dir):
     result = gpt_trainer_factory(data_dir, lambda: [build_method("precision"), LowPrecisionNorm()])(
-        max_duration="2ba").fit()
+        max_duration="2ba"
+    ).fit()
     assert result.status == "completed"

@@ -43,21 +43,30 @@ def mlm_factory(data_dir, schedule: str, batch_size: int = 64, **kwargs):  # typ
         config = BertConfig(vocab_size=vocab + 1, context=32, layers=1, heads=2, width=16)
         source = MaskedWindows(tokens, 32, batch_size, mask_id=config.mask_id, vocab_size=vocab, seed=0)
         val = next(MaskedWindows(tokens, 32, 16, mask_id=config.mask_id, vocab_size=vocab, seed=9).batches(0))
-        return {"model": CharBert(config), "train_data": source, "eval_data": [val],
-                    "optimizer": lambda m: torch.optim.AdamW(m.parameters(), lr=3e-3), "max_duration": "10ba",
-                    "algorithms": [MaskingSchedule(schedule)], "metrics": {"loss": MaskedCrossEntropy()}}
+        return {
+            "model": CharBert(config),
+            "train_data": source,
+            "eval_data": [val],
+            "optimizer": lambda m: torch.optim.AdamW(m.parameters(), lr=3e-3),
+            "max_duration": "10ba",
+            "algorithms": [MaskingSchedule(schedule)],
+            "metrics": {"loss": MaskedCrossEntropy()},
+        }
 
     return seeded_trainer_factory(parts, **kwargs)
 
 
-@pytest.mark.parametrize("spec, expected", [
-    ("constant-0.15", [0.15, 0.15, 0.15]),
-    ("linear-0.3-0.15", [0.3, 0.225, 0.15]),
-    ("cosine-0.3-0.15", [0.3, 0.225, 0.15]),
-    ("step-0.3-0.15", [0.3, 0.15, 0.15]),
-    ("step-0.3-0.15-0.75", [0.3, 0.3, 0.15]),
-    ("linear-0.15-0.3", [0.15, 0.225, 0.3]),
-])
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("constant-0.15", [0.15, 0.15, 0.15]),
+        ("linear-0.3-0.15", [0.3, 0.225, 0.15]),
+        ("cosine-0.3-0.15", [0.3, 0.225, 0.15]),
+        ("step-0.3-0.15", [0.3, 0.15, 0.15]),
+        ("step-0.3-0.15-0.75", [0.3, 0.3, 0.15]),
+        ("linear-0.15-0.3", [0.15, 0.225, 0.3]),
+    ],
+)
 def test_schedule_values_at_start_middle_end(spec: str, expected: list[float]) -> None:
     assert [masking_rate(spec, p) for p in (0.0, 0.5, 1.0)] == pytest.approx(expected)
     assert str(parse_masking_schedule(spec)) == spec
@@ -67,8 +76,9 @@ def test_cosine_is_a_half_cosine() -> None:
     assert masking_rate("cosine-0.4-0.2", 0.25) == pytest.approx(0.2 + 0.2 * 0.5 * (1 + math.cos(math.pi / 4)))
 
 
-@pytest.mark.parametrize("spec", ["linear-0.3-1.2", "constant--0.1", "cosine-0.3", "exp-0.3-0.15", "linear-a-b",
-                                  "step-0.3-0.15-2"])
+@pytest.mark.parametrize(
+    "spec", ["linear-0.3-1.2", "constant--0.1", "cosine-0.3", "exp-0.3-0.15", "linear-a-b", "step-0.3-0.15-2"]
+)
 def test_bad_schedules_are_one_config_error(spec: str) -> None:
     with pytest.raises(ConfigError):
         parse_masking_schedule(spec)
@@ -93,7 +103,18 @@ def test_a_source_without_a_rate_is_refused(data_dir) -> None:  # type: ignore[n
 
 
 def test_cli_refuses_a_rate_outside_the_unit_interval(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    result = CliRunner().invoke(cli, ["train", "mlm", "--method", "masking_schedule:schedule=linear-0.3-1.5",
-                                      "--store", str(tmp_path / "r.db"), "--duration", "1ba"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "mlm",
+            "--method",
+            "masking_schedule:schedule=linear-0.3-1.5",
+            "--store",
+            str(tmp_path / "r.db"),
+            "--duration",
+            "1ba",
+        ],
+    )
     assert result.exit_code == 2
     assert "outside [0, 1]" in result.output and len(result.output.strip().splitlines()) == 1

@@ -94,7 +94,7 @@ def test_surgery_on_a_model_defined_here_and_on_the_shared_net(images):
     assert model(x).shape == shape
     names = dict(model.named_parameters())
     assert "reader.0.bias" in names and "reader.0.weight" not in names  # the filters never train
-    assert "reader.0.weight" in model.state_dict()                       # but travel with the model
+    assert "reader.0.weight" in model.state_dict()  # but travel with the model
     tiny = TinyConvNet()
     apply_patch_whitening(tiny, fit, keep_size=False)
     assert tiny.stem[0](x).shape == (4, 16, 31, 31)  # airbench's unpadded 2x2 layer drops a row and column

@@ -39,8 +39,7 @@ def test_forward_and_eval_run_in_bf16_while_weights_stay_fp32(data_dir):
 
 
 def test_algorithm_equals_functional_form(data_dir):
-    trainer = image_trainer_factory(data_dir, algorithms=lambda: [build_method("precision")], eval_data=None,
-                                    **SMALL)()
+    trainer = image_trainer_factory(data_dir, algorithms=lambda: [build_method("precision")], eval_data=None, **SMALL)()
     trainer.fit()
     model = seeded_model(_small_net)
     plain_fit(model, sgd(model), cifar_batches(data_dir, 16), steps=8, autocast=lambda: bf16_autocast("cpu"))

@@ -7,7 +7,7 @@ from tests.methods.gpt_option_checks import same_function_as_option, trains_and_
 
 
 def test_functional_form_equals_the_model_option() -> None:
-    same_function_as_option(apply_rotary_embeddings, {'position': 'rotary'})
+    same_function_as_option(apply_rotary_embeddings, {"position": "rotary"})
 
 
 def test_method_trains_a_gpt_and_refuses_a_convnet(data_dir) -> None:  # type: ignore[no-untyped-def]

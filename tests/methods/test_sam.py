@@ -89,8 +89,9 @@ class _ForwardsPerStep(Callback):
 
 def test_algorithm_wraps_the_trainer_optimizer_and_recomputes_every_interval(data_dir):
     counter = _ForwardsPerStep()
-    trainer = image_trainer_factory(data_dir, algorithms=lambda: [SharpnessAwareMinimization(rho=0.1, interval=2)],
-                                    eval_data=None)(max_duration="5ba", callbacks=[counter])
+    trainer = image_trainer_factory(
+        data_dir, algorithms=lambda: [SharpnessAwareMinimization(rho=0.1, interval=2)], eval_data=None
+    )(max_duration="5ba", callbacks=[counter])
     trainer.fit()
     optimizer = trainer.state.optimizer
     assert isinstance(optimizer, SAM) and isinstance(optimizer.base_optimizer, torch.optim.SGD)
@@ -99,8 +100,9 @@ def test_algorithm_wraps_the_trainer_optimizer_and_recomputes_every_interval(dat
 
 
 def test_algorithm_equals_functional_form(data_dir):
-    trainer = image_trainer_factory(data_dir, algorithms=lambda: [SharpnessAwareMinimization(interval=2)],
-                                    eval_data=None)()
+    trainer = image_trainer_factory(
+        data_dir, algorithms=lambda: [SharpnessAwareMinimization(interval=2)], eval_data=None
+    )()
     trainer.fit()
     model = seeded_model()
     plain_fit(model, SAM(sgd(model), rho=0.05, interval=2), cifar_batches(data_dir), steps=8)
@@ -128,8 +130,9 @@ class _AppliedGradientNorm(Callback):
 
 def test_workload_gradient_clipping_also_clips_the_gradient_sam_applies(data_dir):
     applied = _AppliedGradientNorm()
-    trainer = image_trainer_factory(data_dir, algorithms=lambda: [SharpnessAwareMinimization(rho=0.1)],
-                                    eval_data=None)(max_duration="3ba", grad_clip_norm=1e-3, callbacks=[applied])
+    trainer = image_trainer_factory(data_dir, algorithms=lambda: [SharpnessAwareMinimization(rho=0.1)], eval_data=None)(
+        max_duration="3ba", grad_clip_norm=1e-3, callbacks=[applied]
+    )
     trainer.fit()
     assert len(applied.norms) == 3
     assert all(norm <= 1e-3 * (1 + 1e-4) for norm in applied.norms), applied.norms

@@ -36,8 +36,9 @@ def test_gate_is_the_papers_formula():
     assert se.squeeze.out_features == 4  # r = 16
     x = torch.randn(2, 64, 5, 5)
     z = x.mean((2, 3))
-    s = torch.sigmoid(se.excite.weight @ torch.relu(se.squeeze.weight @ z.T + se.squeeze.bias[:, None])
-                      + se.excite.bias[:, None]).T
+    s = torch.sigmoid(
+        se.excite.weight @ torch.relu(se.squeeze.weight @ z.T + se.squeeze.bias[:, None]) + se.excite.bias[:, None]
+    ).T
     assert torch.allclose(se(x), x * s[:, :, None, None], atol=1e-6)
     assert latent_size(64, 8) == 8 and latent_size(10, 0.01) == 1
     with pytest.raises(ConfigError):
@@ -60,10 +61,17 @@ def test_gates_every_wide_conv_of_a_model_defined_here():
 
 def test_conv_placement_is_composers_both_widths_must_reach_min_channels():
     """Composer gates a Conv2d only if min(in_channels, out_channels) >= min_channels: never the RGB stem."""
-    model = nn.Sequential(nn.Conv2d(3, 64, 3, padding=1), nn.Conv2d(64, 32, 3, padding=1),
-                          nn.Conv2d(32, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1))
-    expected = [name for name, m in model.named_modules()
-                if isinstance(m, nn.Conv2d) and min(m.in_channels, m.out_channels) >= 64]
+    model = nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1),
+        nn.Conv2d(64, 32, 3, padding=1),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.Conv2d(64, 64, 3, padding=1),
+    )
+    expected = [
+        name
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d) and min(m.in_channels, m.out_channels) >= 64
+    ]
     assert apply_squeeze_excite(model, min_channels=64) == 1
     assert [n for n, m in model.named_children() if isinstance(m, SqueezeExciteWrapper)] == expected == ["3"]
 
@@ -80,9 +88,12 @@ def test_residual_placement_gates_branches_before_the_addition():
 
 def test_new_gates_join_the_optimizer_group_of_their_conv():
     model = WideNarrow()
-    opt = torch.optim.SGD([{"params": model.wide.parameters(), "lr": 0.1},
-                           {"params": [p for n, p in model.named_parameters() if not n.startswith("wide")],
-                            "lr": 0.01}])
+    opt = torch.optim.SGD(
+        [
+            {"params": model.wide.parameters(), "lr": 0.1},
+            {"params": [p for n, p in model.named_parameters() if not n.startswith("wide")], "lr": 0.01},
+        ]
+    )
     apply_squeeze_excite(model, min_channels=32, predicate=lambda name, m: name == "wide", optimizer=opt)
     assert {id(p) for p in model.wide.se.parameters()} <= {id(p) for p in opt.param_groups[0]["params"]}
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))

@@ -147,8 +147,13 @@ def test_finds_blocks_and_branches_in_shared_and_library_models():
 
 def test_algorithm_refuses_a_model_without_residuals(data_dir):
     with pytest.raises(ConfigError, match="stochastic_depth found no residual"):
-        image_trainer_factory(data_dir, lambda: [StochasticDepth()], model=lambda: nn.Sequential(
-            nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)))()
+        image_trainer_factory(
+            data_dir,
+            lambda: [StochasticDepth()],
+            model=lambda: nn.Sequential(
+                nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)
+            ),
+        )()
     with pytest.raises(ConfigError):
         build_method("stochastic_depth:mode=layer")
 
@@ -174,8 +179,9 @@ def test_functional_form_equals_the_algorithm(data_dir):
 
 @pytest.mark.parametrize("mode", ["block", "sample"])
 def test_stochastic_depth_resumes_exactly(tmp_path, data_dir, mode):
-    assert_resumes_exactly(image_trainer_factory(
-        data_dir, lambda: [StochasticDepth(drop_path_rate=0.5, mode=mode)]), tmp_path)
+    assert_resumes_exactly(
+        image_trainer_factory(data_dir, lambda: [StochasticDepth(drop_path_rate=0.5, mode=mode)]), tmp_path
+    )
 
 
 def test_block_mode_refuses_a_branch_that_changes_shape_and_sample_mode_takes_it():
@@ -360,8 +366,16 @@ def test_remove_stochastic_depth_restores_post_activation_blocks():
 
 def test_post_activation_blocks_resume_exactly(tmp_path, data_dir):
     def model():
-        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), CifarBasicBlock(8, 8), CifarBasicBlock(8, 8),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.ReLU(),
+            CifarBasicBlock(8, 8),
+            CifarBasicBlock(8, 8),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(8, 10),
+        )
 
-    assert_resumes_exactly(image_trainer_factory(data_dir, lambda: [StochasticDepth(drop_path_rate=0.5)], model=model),
-                           tmp_path)
+    assert_resumes_exactly(
+        image_trainer_factory(data_dir, lambda: [StochasticDepth(drop_path_rate=0.5)], model=model), tmp_path
+    )

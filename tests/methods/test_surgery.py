@@ -34,9 +34,9 @@ class Zoo(nn.Module):
 
     def forward(self, x):
         x = self.relu(self.stem(x))
-        x = x + self.branch(x)                   # x + M(x)
+        x = x + self.branch(x)  # x + M(x)
         out = self.bn_a(self.conv_a(x))
-        out += x                                 # in-place add with the identity
+        out += x  # in-place add with the identity
         x = self.relu(out)
         x = self.relu(self.main(x) + self.project(x))  # projection shortcut: not residual
         return self.head(x.mean((2, 3)))
@@ -88,8 +88,9 @@ def test_new_modules_take_the_device_and_dtype_they_replace():
 
 def test_an_existing_optimizer_follows_the_surgery():
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    opt = torch.optim.SGD([{"params": model[0].parameters(), "lr": 0.1},
-                           {"params": model[2].parameters(), "lr": 0.01}], momentum=0.9)
+    opt = torch.optim.SGD(
+        [{"params": model[0].parameters(), "lr": 0.1}, {"params": model[2].parameters(), "lr": 0.01}], momentum=0.9
+    )
     model(torch.randn(3, 4)).sum().backward()
     opt.step()
     old = list(model[2].parameters())
@@ -100,9 +101,9 @@ def test_an_existing_optimizer_follows_the_surgery():
     replace_modules(model, lambda n, m: n == "0", lambda n, m: nn.Sequential(m, gate), opt)
     held = [set(map(id, g["params"])) for g in opt.param_groups]
     assert not any(id(p) in held[1] or p in opt.state for p in old)  # gone, with their momentum
-    assert {id(p) for p in model[2].parameters()} <= held[1]           # the new layer took their group
-    assert {id(p) for p in gate.parameters()} <= held[0]               # the gate joined the wrapped layer's
-    assert {id(p) for p in model[0][0].parameters()} <= held[0]        # the wrapped layer is still held once
+    assert {id(p) for p in model[2].parameters()} <= held[1]  # the new layer took their group
+    assert {id(p) for p in gate.parameters()} <= held[0]  # the gate joined the wrapped layer's
+    assert {id(p) for p in model[0][0].parameters()} <= held[0]  # the wrapped layer is still held once
     assert sum(len(g["params"]) for g in opt.param_groups) == len(list(model.parameters()))
     opt.zero_grad()
     model(torch.randn(3, 4)).sum().backward()
@@ -145,7 +146,8 @@ def test_post_activation_blocks_are_found_whole():
 
 def test_residual_parts_of_the_shared_and_library_models():
     assert [(b.name, b.kind) for b in find_residual_branches(TinyConvNet(), torch.randn(2, 3, 32, 32))] == [
-        ("block", "branch")]
+        ("block", "branch")
+    ]
     resnet = [(b.name, b.kind) for b in find_residual_branches(CifarResNet(), torch.randn(2, 3, 32, 32))]
     assert ("stages.0.blocks.0", "block") in resnet and ("stages.2.blocks.0", "block") in resnet
     gpt = find_residual_branches(CharGPT(GPTConfig(layers=2, width=32, heads=2)), torch.randint(0, 65, (2, 16)))

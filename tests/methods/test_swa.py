@@ -32,7 +32,8 @@ def test_snapshot_steps_are_interval_multiples_from_the_start():
 
 def test_algorithm_equals_functional_form_and_averages_what_it_claims(data_dir):
     trainer = image_trainer_factory(
-        data_dir, algorithms=lambda: [SWA(start="0.5dur", update_interval="2ba")], eval_data=None)()
+        data_dir, algorithms=lambda: [SWA(start="0.5dur", update_interval="2ba")], eval_data=None
+    )()
     trainer.fit()
 
     model = seeded_model()
@@ -57,7 +58,8 @@ def test_algorithm_equals_functional_form_and_averages_what_it_claims(data_dir):
 
 def test_batchnorm_statistics_are_recomputed_for_the_averaged_weights(data_dir):
     trainer = image_trainer_factory(
-        data_dir, algorithms=lambda: [SWA(start="0.5dur", update_interval="1ba")], eval_data=None)()
+        data_dir, algorithms=lambda: [SWA(start="0.5dur", update_interval="1ba")], eval_data=None
+    )()
     trainer.fit()
     model = trainer.state.model
     conv, norm = model.stem[0], model.stem[1]
@@ -77,7 +79,8 @@ def test_swa_lr_factor_holds_the_lr_from_the_start(data_dir):
 
 def test_a_window_with_no_snapshot_fails_clearly(data_dir):
     trainer = image_trainer_factory(
-        data_dir, algorithms=lambda: [SWA(start="0.9dur", update_interval="5ba")], eval_data=None)()
+        data_dir, algorithms=lambda: [SWA(start="0.9dur", update_interval="5ba")], eval_data=None
+    )()
     with pytest.raises(ConfigError, match="swa would average nothing"):
         trainer.fit()
 
@@ -95,12 +98,18 @@ def test_evaluations_before_the_end_use_the_running_weights(data_dir):
             seen[state.timestamp.batch] = copy.deepcopy(state.model.head.weight.detach())
 
     trainer = image_trainer_factory(data_dir, algorithms=lambda: [SWA(start="0.25dur", update_interval="1ba")])(
-        eval_interval="4ba", callbacks=[Capture()])
+        eval_interval="4ba", callbacks=[Capture()]
+    )
     trainer.fit()
     model = seeded_model()
     raw = {}
-    plain_fit(model, sgd(model), cifar_batches(data_dir), steps=8,
-              after_step=lambda step: raw.setdefault(step, model.head.weight.detach().clone()))
+    plain_fit(
+        model,
+        sgd(model),
+        cifar_batches(data_dir),
+        steps=8,
+        after_step=lambda step: raw.setdefault(step, model.head.weight.detach().clone()),
+    )
     assert torch.equal(seen[4], raw[4])
     assert not torch.equal(seen[8], raw[8])  # the last evaluation sees the average
     assert torch.equal(seen[8], trainer.state.model.head.weight.detach())

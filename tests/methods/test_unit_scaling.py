@@ -20,10 +20,16 @@ from hasten.trainer.trainer import Trainer
 def tiny_trainer(method: str, model: torch.nn.Module | None = None, steps: int = 40) -> Trainer:
     torch.manual_seed(0)
     data = torch.randint(0, 65, (64, 17))
-    batches = [(data[i:i + 8, :-1], data[i:i + 8, 1:]) for i in range(0, 64, 8)]
-    return Trainer(model=model or CharGPT(GPTConfig(layers=2, width=32, heads=2, context=16)), train_data=batches,
-                   eval_data=batches[:2], max_duration=f"{steps}ba", algorithms=[build_method(method)], device="cpu",
-                   optimizer=lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.8, 0.95)))
+    batches = [(data[i : i + 8, :-1], data[i : i + 8, 1:]) for i in range(0, 64, 8)]
+    return Trainer(
+        model=model or CharGPT(GPTConfig(layers=2, width=32, heads=2, context=16)),
+        train_data=batches,
+        eval_data=batches[:2],
+        max_duration=f"{steps}ba",
+        algorithms=[build_method(method)],
+        device="cpu",
+        optimizer=lambda m: torch.optim.AdamW(m.parameters(), lr=1e-3, betas=(0.8, 0.95)),
+    )
 
 
 def test_swaps_in_the_unit_model_and_the_transfer_optimizer_and_records_fp8():
@@ -63,12 +69,15 @@ def test_standard_parametrization_in_fp8_keeps_the_model():
     assert trainer.state.run_info["config"]["fp8_layers"] == 8
 
 
-@pytest.mark.parametrize("spec, needle", [
-    ("unit_scaling:tau=1.5", "tau must lie strictly between 0 and 1"),
-    ("unit_scaling:tau=0", "tau must lie strictly between 0 and 1"),
-    ("unit_scaling:unit=false", "changes nothing"),
-    ("unit_scaling:fp8_backend=int4", "unknown FP8 backend"),
-])
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ("unit_scaling:tau=1.5", "tau must lie strictly between 0 and 1"),
+        ("unit_scaling:tau=0", "tau must lie strictly between 0 and 1"),
+        ("unit_scaling:unit=false", "changes nothing"),
+        ("unit_scaling:fp8_backend=int4", "unknown FP8 backend"),
+    ],
+)
 def test_bad_parameters_are_config_errors(spec, needle):
     with pytest.raises(ConfigError, match=needle):
         build_method(spec)
@@ -79,15 +88,33 @@ def test_refuses_other_models_for_the_unit_model():
         tiny_trainer("unit_scaling", model=torch.nn.Sequential(torch.nn.Embedding(65, 8), torch.nn.Linear(8, 65)))
 
 
-@pytest.mark.parametrize("spec, needle", [
-    ("unit_scaling:tau=2", "tau must lie strictly between 0 and 1"),
-    ("unit_scaling:base_width=512", "transfer base width 512 is outside 1..128"),
-    pytest.param("unit_scaling:fp8=true,fp8_backend=scaled_mm", "no FP8 tensor cores",
-                 marks=pytest.mark.skipif(fp8_hardware_available(), reason="this machine has FP8 tensor cores")),
-])
+@pytest.mark.parametrize(
+    "spec, needle",
+    [
+        ("unit_scaling:tau=2", "tau must lie strictly between 0 and 1"),
+        ("unit_scaling:base_width=512", "transfer base width 512 is outside 1..128"),
+        pytest.param(
+            "unit_scaling:fp8=true,fp8_backend=scaled_mm",
+            "no FP8 tensor cores",
+            marks=pytest.mark.skipif(fp8_hardware_available(), reason="this machine has FP8 tensor cores"),
+        ),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(store_path, data_dir, spec, needle):
-    result = CliRunner().invoke(cli, ["train", "shakespeare", "--method", spec, "--duration", "2ba",
-                                      "--data-dir", str(data_dir), "--no-checkpoints"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "shakespeare",
+            "--method",
+            spec,
+            "--duration",
+            "2ba",
+            "--data-dir",
+            str(data_dir),
+            "--no-checkpoints",
+        ],
+    )
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error: ")
@@ -95,8 +122,21 @@ def test_cli_bad_input_is_one_line_and_exit_2(store_path, data_dir, spec, needle
 
 @pytest.mark.slow  # the whole validation split is evaluated in emulated FP8
 def test_cli_trains_shakespeare_in_fp8(store_path, data_dir):
-    result = CliRunner().invoke(cli, ["train", "shakespeare", "--method", "unit_scaling:fp8=true", "--duration",
-                                      "3ba", "--data-dir", str(data_dir), "--no-checkpoints", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "shakespeare",
+            "--method",
+            "unit_scaling:fp8=true",
+            "--duration",
+            "3ba",
+            "--data-dir",
+            str(data_dir),
+            "--no-checkpoints",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["status"] == "completed" and summary["methods"][0]["name"] == "unit_scaling"

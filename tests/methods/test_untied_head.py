@@ -21,7 +21,10 @@ def test_untied_head_is_its_own_parameter_and_zero_init_option() -> None:
 
     model = small_gpt()
     assert untie_head(model, "zero") == 1
-    assert model.lm_head.weight is not model.token_embedding.weight and float(model.lm_head.weight.detach().abs().sum()) == 0
+    assert (
+        model.lm_head.weight is not model.token_embedding.weight
+        and float(model.lm_head.weight.detach().abs().sum()) == 0
+    )
     assert untie_head(model) == 0  # nothing tied any more
     with pytest.raises(ValueError):
         UntiedHead(init="random")

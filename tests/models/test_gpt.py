@@ -82,8 +82,17 @@ def test_too_long_input_and_bad_head_count_are_refused(model: CharGPT) -> None:
 
 
 def test_speedrun_options_change_the_architecture_and_still_train() -> None:
-    config = GPTConfig(context=16, layers=2, heads=2, width=32, position="rotary", qk_norm=True, activation="relu2",
-                       tied_head=False, zero_init_proj=True)
+    config = GPTConfig(
+        context=16,
+        layers=2,
+        heads=2,
+        width=32,
+        position="rotary",
+        qk_norm=True,
+        activation="relu2",
+        tied_head=False,
+        zero_init_proj=True,
+    )
     model = CharGPT(config)
     assert model.position_embedding is None and model.lm_head.weight is not model.token_embedding.weight
     assert all(float(p.detach().abs().sum()) == 0.0 for n, p in model.named_parameters() if n.endswith("proj.weight"))

@@ -13,8 +13,11 @@ from hasten.models.unit_gpt import UnitGPT, fixed_residual, tau_for_depth
 def forward_stds(model: UnitGPT, ids: torch.Tensor) -> dict[str, float]:
     """Std of each unit linear's output and of the residual stream after each block."""
     stds: dict[str, float] = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: stds.__setitem__(n, float(o.std())))
-             for n, m in model.named_modules() if n.endswith(("qkv", "fc")) or n.startswith("blocks.") and n.count(".") == 1]
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o, n=n: stds.__setitem__(n, float(o.std())))
+        for n, m in model.named_modules()
+        if n.endswith(("qkv", "fc")) or n.startswith("blocks.") and n.count(".") == 1
+    ]
     model(ids)
     for h in hooks:
         h.remove()

@@ -55,8 +55,8 @@ def test_a_plain_e5m2_cast_would_overflow_where_ours_clips():
 
 def test_format_facts():
     assert FP8Format(E4M3).max == 448 and FP8Format(E5M2).max == 57344
-    assert FP8Format(E4M3).min_subnormal == 2 ** -9 and FP8Format(E5M2).min_subnormal == 2 ** -16
-    assert round_fp8(torch.tensor([2 ** -9, 2 ** -11]), E4M3).tolist() == [2 ** -9, 0.0]
+    assert FP8Format(E4M3).min_subnormal == 2**-9 and FP8Format(E5M2).min_subnormal == 2**-16
+    assert round_fp8(torch.tensor([2**-9, 2**-11]), E4M3).tolist() == [2**-9, 0.0]
 
 
 def test_emulated_linear_matches_a_matmul_of_rounded_operands_forward_and_backward():

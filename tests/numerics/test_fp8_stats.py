@@ -44,10 +44,11 @@ def test_refuses_a_model_without_fp8_layers():
 def test_a_static_gradient_scale_rescues_underflowing_gradients_without_changing_their_value():
     ids = torch.randint(0, 65, (4, 16), generator=torch.Generator().manual_seed(0))
     grads, underflow = [], []
-    for grad_scale in (1.0, 2.0 ** 14):
+    for grad_scale in (1.0, 2.0**14):
         torch.manual_seed(0)
-        model = UnitGPT(GPTConfig(layers=2, width=32, heads=2, context=16), fp8_backend="emulated",
-                        fp8_grad_scale=grad_scale)
+        model = UnitGPT(
+            GPTConfig(layers=2, width=32, heads=2, context=16), fp8_backend="emulated", fp8_grad_scale=grad_scale
+        )
         with track_fp8_numerics(model) as report:
             torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
         underflow.append(max(r["underflow"] for r in report.rows() if r["tensor"] == "grad_output"))

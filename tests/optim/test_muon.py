@@ -117,8 +117,11 @@ def test_aux_groups_follow_torch_adamw_and_sgd_exactly():
     ]:
         ours = nn.Parameter(torch.randn(7))
         theirs = nn.Parameter(ours.detach().clone())
-        settings = dict(lr=0.01, weight_decay=0.1) if kind == "adamw" else dict(lr=0.1, momentum=0.9, nesterov=True,
-                                                                              weight_decay=1e-3)
+        settings = (
+            dict(lr=0.01, weight_decay=0.1)
+            if kind == "adamw"
+            else dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)
+        )
         a, b = Muon([{"params": [ours], "kind": kind, **settings}]), reference(theirs)
         for _ in range(5):
             g = torch.randn(7)
@@ -152,8 +155,9 @@ def test_split_params_routes_matrices_to_muon_and_the_rest_aside():
     matrices, others = split_params(model)
     ids = lambda ps: {id(p) for p in ps}  # noqa: E731
     assert ids(matrices) == {id(model.conv.weight), id(model.hidden.weight)}
-    assert ids(others) == ids([model.embed.weight, model.conv.bias, model.norm.weight, model.norm.bias,
-                               model.hidden.bias])
+    assert ids(others) == ids(
+        [model.embed.weight, model.conv.bias, model.norm.weight, model.norm.bias, model.hidden.bias]
+    )
     assert not ids(matrices) & ids(others)
     matrices, _ = split_params(model, exclude=lambda name, module, p: name == "conv.weight")
     assert ids(matrices) == {id(model.hidden.weight)}
@@ -161,10 +165,19 @@ def test_split_params_routes_matrices_to_muon_and_the_rest_aside():
 
 def test_build_muon_keeps_the_baseline_settings_for_the_rest():
     model = TiedLM()
-    baseline = torch.optim.SGD([{"params": [model.embed.weight], "lr": 0.3},
-                                {"params": [p for n, p in model.named_parameters() if n != "embed.weight"
-                                            and p.requires_grad], "lr": 0.1, "weight_decay": 5e-4}],
-                               lr=0.1, momentum=0.9, nesterov=True)
+    baseline = torch.optim.SGD(
+        [
+            {"params": [model.embed.weight], "lr": 0.3},
+            {
+                "params": [p for n, p in model.named_parameters() if n != "embed.weight" and p.requires_grad],
+                "lr": 0.1,
+                "weight_decay": 5e-4,
+            },
+        ],
+        lr=0.1,
+        momentum=0.9,
+        nesterov=True,
+    )
     optimizer = build_muon(model, lr=0.05, baseline=baseline)
     kinds = [(g["kind"], g["lr"]) for g in optimizer.param_groups]
     assert kinds == [("muon", 0.05), ("sgd", 0.3), ("sgd", 0.1)]
@@ -208,8 +221,13 @@ def test_batched_newton_schulz_equals_one_matrix_at_a_time():
 
 def test_orthogonalize_all_groups_same_shapes_and_keeps_each_result():
     torch.manual_seed(10)
-    updates = [torch.randn(16, 8), torch.randn(16, 8, 1), torch.randn(8, 4, 3, 3), torch.randn(16, 8),
-               torch.randn(8, 36)]
+    updates = [
+        torch.randn(16, 8),
+        torch.randn(16, 8, 1),
+        torch.randn(8, 4, 3, 3),
+        torch.randn(16, 8),
+        torch.randn(8, 36),
+    ]
     together = orthogonalize_all(updates, dtype=torch.float32)
     for update, got in zip(updates, together):
         assert got.shape == update.shape

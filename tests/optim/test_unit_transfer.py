@@ -37,8 +37,9 @@ def test_weight_decay_is_decoupled_from_the_learning_rate():
         expected = 0.0 if group["name"] == "norm" else 1e-4
         assert group["lr"] * group["weight_decay"] == pytest.approx(expected)  # the per-step decay
     weights = torch.ones(3)
-    optimizer = torch.optim.AdamW([{"params": [torch.nn.Parameter(weights.clone())], "lr": 0.05,
-                                    "weight_decay": 1e-4 / 0.05}])
+    optimizer = torch.optim.AdamW(
+        [{"params": [torch.nn.Parameter(weights.clone())], "lr": 0.05, "weight_decay": 1e-4 / 0.05}]
+    )
     optimizer.param_groups[0]["params"][0].grad = torch.zeros(3)
     optimizer.step()
     assert optimizer.param_groups[0]["params"][0].data == pytest.approx(torch.full((3,), 1 - 1e-4))

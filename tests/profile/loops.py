@@ -31,8 +31,16 @@ from hasten.profile import Profiler, Report
 FAST = dict(skip=2, steps=6, record=3, min_time=0.3)  # small windows: tests stay fast
 
 
-def run_loop(model: nn.Module, batches: Iterable, loss_fn: Callable, *, device: str = "cpu",
-             peaks: Any = None, autocast: bool = False, **windows: Any) -> Report:
+def run_loop(
+    model: nn.Module,
+    batches: Iterable,
+    loss_fn: Callable,
+    *,
+    device: str = "cpu",
+    peaks: Any = None,
+    autocast: bool = False,
+    **windows: Any,
+) -> Report:
     """The plain PyTorch loop of the issue's example, profiled (``autocast``: bf16).
 
     One CPU thread: on a small shared machine, intra-op threads fighting other processes
@@ -134,13 +142,13 @@ def batch_augmented(x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int
     """The fix: the same augmentations applied to whole batches of pre-decoded tensors."""
     g = torch.Generator().manual_seed(seed)
     for start in itertools.cycle(range(0, len(x) - batch_size + 1, batch_size)):
-        xb = F.pad(x[start:start + batch_size].float() / 255.0, (8, 8, 8, 8))
+        xb = F.pad(x[start : start + batch_size].float() / 255.0, (8, 8, 8, 8))
         dx, dy = (int(v) for v in torch.randint(0, 17, (2,), generator=g))
-        xb = xb[:, :, dy:dy + 64, dx:dx + 64]
+        xb = xb[:, :, dy : dy + 64, dx : dx + 64]
         flip = torch.rand(len(xb), generator=g) < 0.5
         xb = torch.where(flip.view(-1, 1, 1, 1), xb.flip(3), xb)
         xb = xb * (0.8 + 0.4 * torch.rand(len(xb), 1, 1, 1, generator=g))
-        yield xb, y[start:start + batch_size]
+        yield xb, y[start : start + batch_size]
 
 
 def image_model() -> nn.Module:
@@ -178,8 +186,9 @@ class BatchedHeads(nn.Module):
 def _pairs(shape: tuple[int, ...], n: int, device: str) -> list:
     """``n`` distinct (input, target) pairs on ``device``, repeated to make a long epoch."""
     g = torch.Generator().manual_seed(0)
-    return [(torch.randn(shape, generator=g).to(device), torch.randn(shape, generator=g).to(device))
-            for _ in range(n)] * 50
+    return [
+        (torch.randn(shape, generator=g).to(device), torch.randn(shape, generator=g).to(device)) for _ in range(n)
+    ] * 50
 
 
 def head_batches(heads: int = 48, batch: int = 64, width: int = 16, n: int = 4, device: str = "cpu") -> list:
@@ -220,10 +229,12 @@ def mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 # ---------------------------------------------------------------- compute
 def matmul_model(width: int = 512, rank: int | None = None) -> nn.Module:
     """Three wide linear layers; ``rank`` factorizes each into two thin ones (fewer FLOPs)."""
+
     def layer() -> nn.Module:
         if rank is None:
             return nn.Linear(width, width)
         return nn.Sequential(nn.Linear(width, rank, bias=False), nn.Linear(rank, width))
+
     return nn.Sequential(layer(), nn.ReLU(), layer(), nn.ReLU(), layer())
 
 

@@ -27,9 +27,15 @@ class SmallCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            nn.Conv2d(3, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
         self.head = nn.Linear(32, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,14 +122,17 @@ def test_switches_already_on_are_seen():
     assert "compile" in switches_in_use(gpt)
 
 
-@pytest.mark.parametrize("method, model, fragment", [
-    ("low_precision_norm", SmallCNN, "no LayerNorm, GroupNorm or RMSNorm"),
-    ("gated_linear_units", SmallCNN, "no two-layer MLP blocks"),
-    ("stochastic_depth", SmallCNN, "no residual connections"),
-    ("seq_length_warmup", SmallCNN, "for text models; this one is image"),
-    ("blurpool", TinyGPT, "for image models; this one is text"),
-    ("channels_last", TinyGPT, "for image models"),
-])
+@pytest.mark.parametrize(
+    "method, model, fragment",
+    [
+        ("low_precision_norm", SmallCNN, "no LayerNorm, GroupNorm or RMSNorm"),
+        ("gated_linear_units", SmallCNN, "no two-layer MLP blocks"),
+        ("stochastic_depth", SmallCNN, "no residual connections"),
+        ("seq_length_warmup", SmallCNN, "for text models; this one is image"),
+        ("blurpool", TinyGPT, "for image models; this one is text"),
+        ("channels_last", TinyGPT, "for image models"),
+    ],
+)
 def test_methods_that_cannot_act_on_the_model_say_why(method, model, fragment):
     instance = model()
     example = (images if model is SmallCNN else tokens)(1)[0][0]
@@ -167,9 +176,14 @@ def test_profiling_a_cnn_recommends_only_what_applies():
 def test_a_memory_verdict_on_a_cnn_leaves_out_norm_and_text_methods():
     from hasten.profile.recommend import recommend_for_loop
 
-    evidence = {"shares": {"data": 0.0, "host": 0.1, "memory": 0.8, "compute": 0.1, "communication": 0.0},
-                "step_time_s": 0.05, "memory_time_s": 0.04, "bytes_per_step": 1e9, "arithmetic_intensity": 1.0,
-                "ridge_point": 10.0}
+    evidence = {
+        "shares": {"data": 0.0, "host": 0.1, "memory": 0.8, "compute": 0.1, "communication": 0.0},
+        "step_time_s": 0.05,
+        "memory_time_s": 0.04,
+        "bytes_per_step": 1e9,
+        "arithmetic_intensity": 1.0,
+        "ridge_point": 10.0,
+    }
     facts = inspect_loop(SmallCNN(), example_input=images(1)[0][0])
     recs, left = recommend_for_loop("memory", evidence, facts=facts)
     assert "channels_last" in {r.method for r in recs}

@@ -29,8 +29,14 @@ def test_trainer_runs_are_profiled_and_stop_when_the_profiler_is_done(cpu_peaks)
 def test_compile_warmup_steps_are_skipped(cpu_peaks):
     x, y = torch.randn(256, 8), torch.randint(0, 2, (256,))
     prof = Profiler("cpu", skip=1, steps=2, record=1, min_time=0, peaks=cpu_peaks)
-    trainer = Trainer(model=nn.Linear(8, 2), train_data=TensorBatches(x, y, 16), max_duration="1ep",
-                      callbacks=[ProfilerCallback(prof)], device="cpu", warmup_steps=4)
+    trainer = Trainer(
+        model=nn.Linear(8, 2),
+        train_data=TensorBatches(x, y, 16),
+        max_duration="1ep",
+        callbacks=[ProfilerCallback(prof)],
+        device="cpu",
+        warmup_steps=4,
+    )
     trainer.fit()
     assert prof.skip == 5
     assert prof.completed == 16 and len(prof.times) == 2

@@ -11,13 +11,29 @@ from hasten.profile.evidence import StepTimes, gather_evidence, regime_of
 from hasten.profile.peaks import Peaks
 from hasten.profile.trace import OpTime, TraceSummary
 
-PEAKS = Peaks(device_type="cpu", device_name="test", threads=1, torch_version="2", matmul_precision="highest",
-              matmul_flops={"float32": 100e9, "bfloat16": 400e9}, bandwidth=10e9, op_overhead_s=5e-6, quick=False)
+PEAKS = Peaks(
+    device_type="cpu",
+    device_name="test",
+    threads=1,
+    torch_version="2",
+    matmul_precision="highest",
+    matmul_flops={"float32": 100e9, "bfloat16": 400e9},
+    bandwidth=10e9,
+    op_overhead_s=5e-6,
+    quick=False,
+)
 
 
 def count(name, op_class, calls=1, flops=0.0, nbytes=0.0, dtype="float32", est=0.0):
-    return OpCount(name=name, op_class=op_class, calls=calls, flops=flops, bytes=nbytes, est_flops=est,
-                   dtypes=Counter({dtype: calls}))
+    return OpCount(
+        name=name,
+        op_class=op_class,
+        calls=calls,
+        flops=flops,
+        bytes=nbytes,
+        est_flops=est,
+        dtypes=Counter({dtype: calls}),
+    )
 
 
 def times(n=4, wait=0.0, body=0.010, other=0.0, samples=None):

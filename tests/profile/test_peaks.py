@@ -23,8 +23,9 @@ def test_cache_round_trip_and_key(cpu_peaks, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     torch.set_num_threads(cpu_peaks.threads)  # the cache key holds the thread count
     assert cache_dir() == tmp_path / "hasten"
-    with_sweep = Peaks(**{**cpu_peaks.__dict__, "sweep": [SweepPoint("add", "elementwise", "1024", "float32",
-                                                                     1024.0, 12288.0, 1e-6)]})
+    with_sweep = Peaks(
+        **{**cpu_peaks.__dict__, "sweep": [SweepPoint("add", "elementwise", "1024", "float32", 1024.0, 12288.0, 1e-6)]}
+    )
     path = save_peaks(with_sweep)
     assert path == cache_path(torch.device("cpu")) and path.parent == tmp_path / "hasten" / "peaks"
     assert f"{cpu_peaks.threads}t" in path.name
@@ -90,12 +91,26 @@ def test_each_figure_is_the_best_of_its_rounds_and_the_load_is_recorded(monkeypa
 
 
 def test_merging_keeps_the_better_figure_and_reports_the_clearly_worse(cpu_peaks):
-    cached = Peaks(**{**cpu_peaks.__dict__, "matmul_flops": {"float32": 10e9, "bfloat16": 2e9}, "bandwidth": 8e9,
-                      "op_overhead_s": 2e-6, "quick": False,
-                      "sweep": [SweepPoint("add", "elementwise", "1024", "float32", 1024.0, 12288.0, 1e-6)]})
-    busy = Peaks(**{**cached.__dict__, "matmul_flops": {"float32": 10e9 / 22, "bfloat16": 2.5e9}, "bandwidth": 7.9e9,
-                    "op_overhead_s": 5e-6, "quick": True,
-                    "sweep": [SweepPoint("add", "elementwise", "1024", "float32", 1024.0, 12288.0, 4e-6)]})
+    cached = Peaks(
+        **{
+            **cpu_peaks.__dict__,
+            "matmul_flops": {"float32": 10e9, "bfloat16": 2e9},
+            "bandwidth": 8e9,
+            "op_overhead_s": 2e-6,
+            "quick": False,
+            "sweep": [SweepPoint("add", "elementwise", "1024", "float32", 1024.0, 12288.0, 1e-6)],
+        }
+    )
+    busy = Peaks(
+        **{
+            **cached.__dict__,
+            "matmul_flops": {"float32": 10e9 / 22, "bfloat16": 2.5e9},
+            "bandwidth": 7.9e9,
+            "op_overhead_s": 5e-6,
+            "quick": True,
+            "sweep": [SweepPoint("add", "elementwise", "1024", "float32", 1024.0, 12288.0, 4e-6)],
+        }
+    )
     merged = peaks_module.merge_peaks(cached, busy)
     assert merged.matmul_flops == {"float32": 10e9, "bfloat16": 2.5e9}  # bf16 improved, fp32 kept
     assert merged.bandwidth == 8e9 and merged.op_overhead_s == 2e-6 and not merged.quick

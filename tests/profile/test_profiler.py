@@ -112,12 +112,15 @@ def _unsized(data):
     yield from data  # no len(): the profiler cannot end the timed window early
 
 
-@pytest.mark.parametrize("n, skip, steps, min_time, expected", [
-    (3, 3, 5, 0.0, "all of them were warm-up (skip=3)"),
-    (4, 3, 5, 0.0, "3 warm-up and 1 timed; it needs at least 2 timed"),
-    (6, 3, 5, 0.0, "3 warm-up and 3 timed, none recorded; it needs at least 5 timed steps"),
-    (30, 3, 5, 60.0, "the timed window had its 5 steps but lasts at least min_time=60s"),
-])
+@pytest.mark.parametrize(
+    "n, skip, steps, min_time, expected",
+    [
+        (3, 3, 5, 0.0, "all of them were warm-up (skip=3)"),
+        (4, 3, 5, 0.0, "3 warm-up and 1 timed; it needs at least 2 timed"),
+        (6, 3, 5, 0.0, "3 warm-up and 3 timed, none recorded; it needs at least 5 timed steps"),
+        (30, 3, 5, 60.0, "the timed window had its 5 steps but lasts at least min_time=60s"),
+    ],
+)
 def test_too_few_steps_says_which_condition_failed(cpu_peaks, n, skip, steps, min_time, expected):
     prof = Profiler("cpu", skip=skip, steps=steps, record=2, min_time=min_time, peaks=cpu_peaks)
     train(prof, _unsized(batches(n)))

@@ -6,14 +6,30 @@ from hasten.methods.registry import MethodEntry, all_methods
 from hasten.profile.recommend import candidates, recommend
 from hasten.profile.verdict import PRIORITY
 
-EVIDENCE = {"shares": dict.fromkeys(PRIORITY, 0.1) | {"compute": 0.6}, "step_time_s": 0.05, "ops_per_step": 40,
-            "mean_op_time_s": 1e-3, "ridge_point": 10.0, "mfu": 0.4, "matmul_dtype": "float32",
-            "device_idle_fraction": None}
+EVIDENCE = {
+    "shares": dict.fromkeys(PRIORITY, 0.1) | {"compute": 0.6},
+    "step_time_s": 0.05,
+    "ops_per_step": 40,
+    "mean_op_time_s": 1e-3,
+    "ridge_point": 10.0,
+    "mfu": 0.4,
+    "matmul_dtype": "float32",
+    "device_idle_fraction": None,
+}
 
 
 def entry(name, bottleneck, mechanism="step-cost", implementation=False, applies=("any",), summary="s", effect="e"):
-    card = MethodCard(name=name, summary=summary, component="model", action="replace", mechanism=mechanism,
-                      bottleneck=bottleneck, implementation_level=implementation, applies_to=applies, effect=effect)
+    card = MethodCard(
+        name=name,
+        summary=summary,
+        component="model",
+        action="replace",
+        mechanism=mechanism,
+        bottleneck=bottleneck,
+        implementation_level=implementation,
+        applies_to=applies,
+        effect=effect,
+    )
     return MethodEntry(card, Algorithm)
 
 
@@ -80,15 +96,31 @@ def test_methods_that_cannot_act_on_the_loop_are_left_out_with_the_reason():
     from hasten.profile.applicability import LoopFacts
     from hasten.profile.recommend import recommend_for_loop
 
-    needy = MethodCard(name="needs_norm", summary="s", component="model", action="replace", mechanism="step-cost",
-                       bottleneck=("compute",), needs=("norm",))
+    needy = MethodCard(
+        name="needs_norm",
+        summary="s",
+        component="model",
+        action="replace",
+        mechanism="step-cost",
+        bottleneck=("compute",),
+        needs=("norm",),
+    )
     methods = [*FAKE, MethodEntry(needy, Algorithm)]
     facts = LoopFacts(modality="text", features=frozenset({"mlp"}), in_use={"switch": "seen on"})
     recs, left = recommend_for_loop("compute", EVIDENCE, methods=methods, facts=facts)
     assert [r.method for r in recs] == ["cheaper_steps", "fewer_steps", "secondary_relief"]
     assert {x.method: x.why for x in left} == {
-        "switch": "already on: seen on", "image_only": "for image models; this one is text",
-        "needs_norm": "the model has no LayerNorm, GroupNorm or RMSNorm layers for it to act on"}
+        "switch": "already on: seen on",
+        "image_only": "for image models; this one is text",
+        "needs_norm": "the model has no LayerNorm, GroupNorm or RMSNorm layers for it to act on",
+    }
     with pytest.raises(ValueError, match="needs"):
-        MethodCard(name="bad", summary="s", component="model", action="replace", mechanism="step-cost",
-                   bottleneck=("compute",), needs=("wheels",))
+        MethodCard(
+            name="bad",
+            summary="s",
+            component="model",
+            action="replace",
+            mechanism="step-cost",
+            bottleneck=("compute",),
+            needs=("wheels",),
+        )

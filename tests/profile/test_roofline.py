@@ -15,8 +15,10 @@ def test_only_ops_with_work_bytes_and_time_are_placed():
 
 
 def test_plot_writes_a_png(cpu_peaks, tmp_path):
-    sweep = [SweepPoint("matmul", "matmul/conv", "64", "float32", 5e5, 5e4, 1e-5),
-             SweepPoint("add", "elementwise", "1024", "float32", 1024.0, 12288.0, 2e-6)]
+    sweep = [
+        SweepPoint("matmul", "matmul/conv", "64", "float32", 5e5, 5e4, 1e-5),
+        SweepPoint("add", "elementwise", "1024", "float32", 1024.0, 12288.0, 2e-6),
+    ]
     path = plot_roofline(cpu_peaks, tmp_path / "sub" / "roof.png", sweep=sweep, ops=OPS, title="test")
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000

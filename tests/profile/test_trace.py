@@ -40,8 +40,11 @@ def test_time_is_charged_to_the_outermost_known_op_once():
     Event("aten::copy_", 13, 20, parent=addmm)  # internal to addmm: not charged again
     opt = Event("Optimizer.step#SGD.step", 70, 90, parent=step)
     Event("aten::add_", 72, 88, parent=opt)
-    summary = summarize_trace([step, linear, addmm, opt] + opt.cpu_children + addmm.cpu_children,
-                              {"aten::addmm", "aten::add_", "aten::copy_"}, on_device=False)
+    summary = summarize_trace(
+        [step, linear, addmm, opt] + opt.cpu_children + addmm.cpu_children,
+        {"aten::addmm", "aten::add_", "aten::copy_"},
+        on_device=False,
+    )
     assert summary.steps == 1 and summary.bodies == [100e-6]
     assert summary.ops[("matmul/conv", "aten::addmm")].per_step == [pytest.approx(46e-6)]
     assert summary.ops[("optimizer", "aten::add_")].per_step == [pytest.approx(16e-6)]

@@ -48,7 +48,7 @@ def assert_recommends_catalogue(report: Report) -> None:
 
 
 def assert_fix_moves_watch(before: Report, after: Report) -> None:
-    (key, direction), = before.watch.items()
+    ((key, direction),) = before.watch.items()
     assert direction == "down"
     assert after.evidence[key] < before.evidence[key], (key, before.evidence[key], after.evidence[key])
 

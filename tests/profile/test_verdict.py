@@ -52,16 +52,26 @@ def test_v4_every_verdict_watches_a_number_the_evidence_has():
         assert isinstance(evidence[key], float)
 
 
-@pytest.mark.parametrize("verdict, words", [
-    ("data", "waiting for the next batch"),
-    ("host", "host overhead"),
-    ("memory", "ridge point"),
-    ("compute", "measured"),
-    ("communication", "communication"),
-])
+@pytest.mark.parametrize(
+    "verdict, words",
+    [
+        ("data", "waiting for the next batch"),
+        ("host", "host overhead"),
+        ("memory", "ridge point"),
+        ("compute", "measured"),
+        ("communication", "communication"),
+    ],
+)
 def test_explanations_quote_the_numbers(verdict, words):
-    evidence = {"shares": dict.fromkeys(PRIORITY, 0.25) | {verdict: 0.5}, "step_time_s": 0.02, "ops_per_step": 12,
-                "mean_op_time_s": 1e-4, "ridge_point": 9.5, "mfu": 0.3, "matmul_dtype": "float32",
-                "device_idle_fraction": None}
+    evidence = {
+        "shares": dict.fromkeys(PRIORITY, 0.25) | {verdict: 0.5},
+        "step_time_s": 0.02,
+        "ops_per_step": 12,
+        "mean_op_time_s": 1e-4,
+        "ridge_point": 9.5,
+        "mfu": 0.3,
+        "matmul_dtype": "float32",
+        "device_idle_fraction": None,
+    }
     text = explain(verdict, evidence)
     assert words in text and "50%" in text and "10.0 ms of 20.0 ms" in text

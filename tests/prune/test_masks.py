@@ -32,21 +32,25 @@ def test_classifier_is_excluded_by_default_and_configurable() -> None:
     assert list(prunable_layers(model, include_classifier=True))[-1] == "head"
 
 
-@pytest.mark.parametrize("strategy", ["global_magnitude", "layer_magnitude", "random", "global_gradient",
-                                      "layer_gradient"])
+@pytest.mark.parametrize(
+    "strategy", ["global_magnitude", "layer_magnitude", "random", "global_gradient", "layer_gradient"]
+)
 @pytest.mark.parametrize("compression", [2, 4, 8, 12])
 def test_compression_is_reached_exactly(strategy: str, compression: float) -> None:
     model = small()
     layers = prunable_layers(model)
     budget = budget_for(model, layers, compression)
     batch = (torch.randn(4, 3, 16, 16), torch.randint(10, (4,)))
-    apply_masks(layers, compute_masks(strategy, model, layers, budget, seed=1, batch=batch,
-                                      loss_fn=nn.functional.cross_entropy))
+    apply_masks(
+        layers, compute_masks(strategy, model, layers, budget, seed=1, batch=batch, loss_fn=nn.functional.cross_entropy)
+    )
     total = parameter_count(model)
     assert total == sum(p.numel() for p in small().parameters())  # weight_orig counted once
     assert nonzero_count(model) == round(total / compression)
     unprunable = total - sum(m.weight.numel() for m in layers.values())
-    assert budget.fraction == pytest.approx((total / compression - unprunable) / budget.prunable, abs=1 / budget.prunable)
+    assert budget.fraction == pytest.approx(
+        (total / compression - unprunable) / budget.prunable, abs=1 / budget.prunable
+    )
 
 
 def test_layerwise_keeps_the_same_fraction_of_every_layer() -> None:

@@ -58,17 +58,20 @@ def test_without_a_component_resets_its_settings_methods_and_precision() -> None
         recipe.without("nope")
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("name: x\nversion: 1\nworkload: shakespeare\nbatch: 3\n", "unknown key batch.*accepted keys: name"),
-    ("name: x\nworkload: shakespeare\n", "missing version"),
-    ("name: x\nversion: one\nworkload: shakespeare\n", "not an integer"),
-    ("name: X Y\nversion: 1\nworkload: shakespeare\n", "bad name"),
-    ("name: x\nversion: 1\nworkload: shakespeare\nprecision: fp8\n", "unknown precision 'fp8'.*fp32, bf16, auto"),
-    ("name: x\nversion: 1\nworkload: shakespeare\nmethods: muon\n", "methods must be a list"),
-    ("name: x\nversion: 1\nworkload: shakespeare\ncomponents: {a: {method: [x]}}\n", "unknown key method"),
-    ("- a\n- b\n", "expected a mapping"),
-    ("name: [\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\nversion: 1\nworkload: shakespeare\nbatch: 3\n", "unknown key batch.*accepted keys: name"),
+        ("name: x\nworkload: shakespeare\n", "missing version"),
+        ("name: x\nversion: one\nworkload: shakespeare\n", "not an integer"),
+        ("name: X Y\nversion: 1\nworkload: shakespeare\n", "bad name"),
+        ("name: x\nversion: 1\nworkload: shakespeare\nprecision: fp8\n", "unknown precision 'fp8'.*fp32, bf16, auto"),
+        ("name: x\nversion: 1\nworkload: shakespeare\nmethods: muon\n", "methods must be a list"),
+        ("name: x\nversion: 1\nworkload: shakespeare\ncomponents: {a: {method: [x]}}\n", "unknown key method"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("name: [\n", "not valid YAML"),
+    ],
+)
 def test_malformed_recipe_files_are_one_line_config_errors(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         parse_recipe(text)
@@ -115,8 +118,14 @@ def test_references_are_told_apart_from_method_lists() -> None:
 def test_settings_reach_the_built_run(data_dir: Path) -> None:
     from hasten.workloads.runner import build_trainer
 
-    trainer = build_trainer("shakespeare", duration="2ba", device="cpu", data_dir=data_dir,
-                            workload_params={"batch": 5, "layers": 1, "tied_head": False}, recipe="@x")
+    trainer = build_trainer(
+        "shakespeare",
+        duration="2ba",
+        device="cpu",
+        data_dir=data_dir,
+        workload_params={"batch": 5, "layers": 1, "tied_head": False},
+        recipe="@x",
+    )
     assert trainer.state.run_info["recipe"] == "@x"
     assert trainer.state.run_info["config"]["settings"] == {"batch": 5, "layers": 1, "tied_head": False}
     assert len(trainer.state.model.blocks) == 1

@@ -13,8 +13,15 @@ from hasten.store.store import RunStore
 
 
 def record(run_id: str, **fields) -> RunRecord:
-    values = dict(workload="toy", recipe="baseline", seed=0, duration="4ep", metric="accuracy",
-                  env={"cpu": "test"}, config={"precision": "fp32"})
+    values = dict(
+        workload="toy",
+        recipe="baseline",
+        seed=0,
+        duration="4ep",
+        metric="accuracy",
+        env={"cpu": "test"},
+        config={"precision": "fp32"},
+    )
     values.update(fields)
     return RunRecord(run_id=run_id, **values)
 
@@ -72,8 +79,10 @@ def _writer(path: str, worker: int, runs: int, evals: int) -> None:
         run_id = f"w{worker}-r{r}"
         store.create_run(record(run_id, seed=worker))
         for step in range(evals):
-            store.add_eval(run_id, EvalPoint(step=step, samples=step, tokens=0, train_time_s=step,
-                                             metrics={"accuracy": step / evals}))
+            store.add_eval(
+                run_id,
+                EvalPoint(step=step, samples=step, tokens=0, train_time_s=step, metrics={"accuracy": step / evals}),
+            )
         store.update_run(run_id, status="completed", steps=evals)
 
 

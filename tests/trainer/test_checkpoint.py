@@ -18,15 +18,20 @@ from tests.harness import image_trainer_factory
 
 def worker(data_dir, ckpt_dir, out, mode) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "tests.trainer.resume_worker", str(data_dir), str(ckpt_dir),
-                             str(out), mode], cwd=REPO, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.trainer.resume_worker", str(data_dir), str(ckpt_dir), str(out), mode],
+        cwd=REPO,
+        env=env,
+    )
 
 
 def test_killed_run_resumes_to_the_same_weights_bit_for_bit(tmp_path, data_dir):
     reference = worker(data_dir, tmp_path / "unused", tmp_path / "full.pt", "full")
     victim = worker(data_dir, tmp_path / "ckpt", tmp_path / "never.pt", "slow")
     deadline = time.time() + 120
-    while time.time() < deadline and not any(int(p.stem.split("-")[1]) >= 8 for p in list_checkpoints(tmp_path / "ckpt")):
+    while time.time() < deadline and not any(
+        int(p.stem.split("-")[1]) >= 8 for p in list_checkpoints(tmp_path / "ckpt")
+    ):
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait(timeout=30) == -signal.SIGKILL
@@ -92,8 +97,9 @@ def test_resume_with_other_methods_is_refused(tmp_path, data_dir):
 
 
 def test_checkpoints_are_pruned_and_written_atomically(tmp_path, data_dir):
-    image_trainer_factory(data_dir)(max_duration="10ba", checkpoint_dir=tmp_path, checkpoint_interval="2ba",
-                                    keep_checkpoints=2).fit()
+    image_trainer_factory(data_dir)(
+        max_duration="10ba", checkpoint_dir=tmp_path, checkpoint_interval="2ba", keep_checkpoints=2
+    ).fit()
     names = [p.name for p in list_checkpoints(tmp_path)]
     assert names == ["step-000000008.pt", "step-000000010.pt"]
     assert not list(tmp_path.glob("*.tmp"))

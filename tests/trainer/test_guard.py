@@ -68,8 +68,9 @@ def test_divergence_in_the_last_update_is_recorded_as_diverged(data_dir, tmp_pat
     assert ckpt.list_checkpoints(tmp_path / "ckpt") == []  # no checkpoint of broken weights
 
 
-@pytest.mark.parametrize("forged", [{"batch": 10**12}, {"batch": -1}, {"batch": 2.5}, {"epoch": 99},
-                                    {"batch_in_epoch": 7}])
+@pytest.mark.parametrize(
+    "forged", [{"batch": 10**12}, {"batch": -1}, {"batch": 2.5}, {"epoch": 99}, {"batch_in_epoch": 7}]
+)
 def test_a_checkpoint_with_an_impossible_position_is_refused(data_dir, tmp_path, forged):
     make = image_trainer_factory(data_dir)
     directory = tmp_path / "ckpt"

@@ -27,8 +27,11 @@ def test_auto_run_records_choice_and_reason(monkeypatch: pytest.MonkeyPatch) -> 
 
     fake = {"float32": 100e9, "bfloat16": 300e9}
     real = precision_choice.choose_precision
-    monkeypatch.setattr(precision_choice, "choose_precision",
-                        lambda device, matmul_flops=None, source=None: real(device, fake, "fake measurement"))
+    monkeypatch.setattr(
+        precision_choice,
+        "choose_precision",
+        lambda device, matmul_flops=None, source=None: real(device, fake, "fake measurement"),
+    )
     trainer = build_trainer("toy", duration="2ba", precision="auto", device="cpu")
     config = trainer.state.run_info["config"]
     assert trainer.state.precision == "bf16" and config["precision"] == "bf16"

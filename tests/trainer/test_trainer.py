@@ -29,21 +29,30 @@ def test_one_step_fires_events_in_order_with_a_forward_per_micro_batch(data_dir)
     make = image_trainer_factory(data_dir, grad_accum=4, callbacks=[log])
     make(max_duration="1ba", eval_interval="1ba").fit()
     events = [e for e in log.events if e is not Event.INIT]
-    step = events[events.index(Event.BATCH_START): events.index(Event.BATCH_END) + 1]
+    step = events[events.index(Event.BATCH_START) : events.index(Event.BATCH_END) + 1]
     assert step.count(Event.BEFORE_FORWARD) == 4
     assert step.count(Event.AFTER_BACKWARD) == 4
     assert step.count(Event.BEFORE_OPTIMIZER_STEP) == 1
-    micro = [Event.BEFORE_FORWARD, Event.AFTER_FORWARD, Event.BEFORE_LOSS, Event.AFTER_LOSS,
-             Event.BEFORE_BACKWARD, Event.AFTER_BACKWARD]
+    micro = [
+        Event.BEFORE_FORWARD,
+        Event.AFTER_FORWARD,
+        Event.BEFORE_LOSS,
+        Event.AFTER_LOSS,
+        Event.BEFORE_BACKWARD,
+        Event.AFTER_BACKWARD,
+    ]
     assert step[1:7] == micro
     assert events[0] is Event.FIT_START and events[-1] is Event.FIT_END
     assert events.index(Event.EVAL_START) > events.index(Event.BATCH_END)
-    assert events.index(Event.CHECKPOINT if Event.CHECKPOINT in events else Event.FIT_END) > events.index(Event.EVAL_END)
+    assert events.index(Event.CHECKPOINT if Event.CHECKPOINT in events else Event.FIT_END) > events.index(
+        Event.EVAL_END
+    )
 
 
 def test_grad_accum_gives_the_same_update_as_the_full_batch(data_dir):
-    make = image_trainer_factory(data_dir, model=lambda: torch.nn.Sequential(
-        torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10)))
+    make = image_trainer_factory(
+        data_dir, model=lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    )
     full = make(max_duration="3ba")
     full.fit()
     accumulated = make(max_duration="3ba", grad_accum=4)

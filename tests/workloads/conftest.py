@@ -30,8 +30,21 @@ def cli_train(tmp_path: Path, data_dir: Path, session_cache: Path):  # type: ign
     from hasten.cli.main import cli
 
     def train(workload: str, duration: str, *extra: str) -> tuple[dict, list[float]]:
-        args = ["train", workload, "--duration", duration, "--data-dir", str(data_dir), "--device", "cpu",
-                "--store", str(tmp_path / "runs.db"), "--no-checkpoints", "--json", *extra]
+        args = [
+            "train",
+            workload,
+            "--duration",
+            duration,
+            "--data-dir",
+            str(data_dir),
+            "--device",
+            "cpu",
+            "--store",
+            str(tmp_path / "runs.db"),
+            "--no-checkpoints",
+            "--json",
+            *extra,
+        ]
         result = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert result.exit_code == 0, result.output
         losses = [float(x) for x in re.findall(r"^step \d+/\d+ \(\d+%\) loss ([0-9.]+)", result.stderr, re.M)]

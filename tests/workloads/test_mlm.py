@@ -37,7 +37,8 @@ def test_validation_is_identical_for_every_seed_and_recipe(data_dir: Path) -> No
     assert isinstance(a.model, CharBert) and isinstance(a.train_data, MaskedWindows)
     assert a.train_data.mask_rate == 0.15
     # a recipe that trains at another rate is judged on the very same batches
-    trainer = build_trainer("mlm", ["masking_schedule:schedule=constant-0.4"], duration="2ba", seed=0, device="cpu",
-                            data_dir=str(data_dir))
+    trainer = build_trainer(
+        "mlm", ["masking_schedule:schedule=constant-0.4"], duration="2ba", seed=0, device="cpu", data_dir=str(data_dir)
+    )
     xt, yt = (torch.cat(t) for t in zip(*trainer.state.eval_data))
     assert torch.equal(xt, xa) and torch.equal(yt, ya)

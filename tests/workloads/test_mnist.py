@@ -30,8 +30,18 @@ def test_missing_data_is_one_clear_line(tmp_path: Path, monkeypatch) -> None:  #
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("HASTEN_DATA", raising=False)
     (tmp_path / "empty").mkdir()  # the folder exists (a missing one is refused earlier, exit 2) but holds no data
-    result = CliRunner().invoke(cli, ["train", "mnist", "--data-dir", str(tmp_path / "empty"), "--no-checkpoints",
-                                      "--store", str(tmp_path / "runs.db")])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "--no-checkpoints",
+            "--store",
+            str(tmp_path / "runs.db"),
+        ],
+    )
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: MNIST data not found")

@@ -14,9 +14,17 @@ def store(tmp_path):
     checkpoints = tmp_path / "ckpt"
     checkpoints.mkdir()
     (checkpoints / "step-4.pt").write_bytes(b"not read here")
-    store.create_run(RunRecord(run_id="r1", workload="toy", recipe="mixup:alpha=0.2+label_smoothing", seed=3,
-                               duration="2ep", schedule="cyclic",
-                               config={"checkpoint_dir": str(checkpoints), "precision": "bf16", "deterministic": True}))
+    store.create_run(
+        RunRecord(
+            run_id="r1",
+            workload="toy",
+            recipe="mixup:alpha=0.2+label_smoothing",
+            seed=3,
+            duration="2ep",
+            schedule="cyclic",
+            config={"checkpoint_dir": str(checkpoints), "precision": "bf16", "deterministic": True},
+        )
+    )
     store.create_run(RunRecord(run_id="r2", workload="toy", status="completed", config={}))
     store.create_run(RunRecord(run_id="r3", workload="toy", config={"checkpoint_dir": str(tmp_path / "none")}))
     return store
@@ -31,13 +39,16 @@ def test_a_resumable_run_brings_back_its_own_settings(store, tmp_path):
     assert resolve_resume(store, "r1", "toy", ["mixup:alpha=0.2", "label_smoothing"]).run_id == "r1"
 
 
-@pytest.mark.parametrize("target, workload, methods, error, needle", [
-    ("nope", "toy", (), ConfigError, "no run 'nope'"),
-    ("r1", "mnist", (), ConfigError, "is a 'toy' run, not 'mnist'"),
-    ("r1", "toy", ("mixup",), ConfigError, "used methods"),
-    ("r2", "toy", (), ConfigError, "already completed"),
-    ("r3", "toy", (), CheckpointError, "has no checkpoint"),
-])
+@pytest.mark.parametrize(
+    "target, workload, methods, error, needle",
+    [
+        ("nope", "toy", (), ConfigError, "no run 'nope'"),
+        ("r1", "mnist", (), ConfigError, "is a 'toy' run, not 'mnist'"),
+        ("r1", "toy", ("mixup",), ConfigError, "used methods"),
+        ("r2", "toy", (), ConfigError, "already completed"),
+        ("r3", "toy", (), CheckpointError, "has no checkpoint"),
+    ],
+)
 def test_what_cannot_be_resumed_is_one_clear_error(store, target, workload, methods, error, needle):
     with pytest.raises(error, match=needle):
         resolve_resume(store, target, workload, methods)

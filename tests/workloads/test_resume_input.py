@@ -28,8 +28,17 @@ def one_error_line(result) -> str:
 def template(tmp_path_factory) -> Path:
     """One short run, checkpointed, then marked interrupted: a run that can be resumed."""
     folder = tmp_path_factory.mktemp("template")
-    result = invoke("train", "toy", "--duration", "4ep", "--checkpoint-interval", "32ba", "--store",
-                    str(folder / "hasten.db"), "--json")
+    result = invoke(
+        "train",
+        "toy",
+        "--duration",
+        "4ep",
+        "--checkpoint-interval",
+        "32ba",
+        "--store",
+        str(folder / "hasten.db"),
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     return folder
 
@@ -47,8 +56,9 @@ def interrupted(template, tmp_path, monkeypatch) -> tuple[Path, str]:
     return folder, run.run_id
 
 
-@pytest.mark.parametrize("option, value, recorded", [("--seed", "5", "0"), ("--duration", "8ep", "4ep"),
-                                                      ("--precision", "bf16", "fp32")])
+@pytest.mark.parametrize(
+    "option, value, recorded", [("--seed", "5", "0"), ("--duration", "8ep", "4ep"), ("--precision", "bf16", "fp32")]
+)
 def test_resume_refuses_a_changed_setting(interrupted, option, value, recorded):
     folder, run_id = interrupted
     result = invoke("train", "toy", "--resume", run_id, option, value)
@@ -110,8 +120,12 @@ def test_resume_from_another_working_directory(tmp_path, monkeypatch):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     monkeypatch.chdir(tmp_path / "a")
-    assert invoke("train", "toy", "--duration", "4ep", "--checkpoint-interval", "32ba",
-                  "--store", "runs/hasten.db").exit_code == 0
+    assert (
+        invoke(
+            "train", "toy", "--duration", "4ep", "--checkpoint-interval", "32ba", "--store", "runs/hasten.db"
+        ).exit_code
+        == 0
+    )
     store = RunStore(tmp_path / "a" / "runs" / "hasten.db")
     run = store.list_runs()[0]
     assert Path(run.config["checkpoint_dir"]).is_absolute()

@@ -46,8 +46,20 @@ def test_settings_change_shape_optimizer_and_schedule(data_dir: Path) -> None:
     from hasten.optim.schedules import WarmupTrapezoid
 
     base = get_workload("shakespeare")
-    workload = base.with_params({"batch": 32, "layers": 2, "width": 64, "position": "rotary", "tied_head": False,
-                                 "lr": 3e-3, "schedule": "trapezoid", "warmup": 0, "cooldown": 0.5, "min_lr": 0.0})
+    workload = base.with_params(
+        {
+            "batch": 32,
+            "layers": 2,
+            "width": 64,
+            "position": "rotary",
+            "tied_head": False,
+            "lr": 3e-3,
+            "schedule": "trapezoid",
+            "warmup": 0,
+            "cooldown": 0.5,
+            "min_lr": 0.0,
+        }
+    )
     assert base.params["batch"] == 12  # the registered workload is unchanged
     assert workload.changed_params()["batch"] == 32 and "heads" not in workload.changed_params()
     parts = workload.build(seed=0, device=torch.device("cpu"), data_dir=str(data_dir))

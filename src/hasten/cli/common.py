@@ -14,7 +14,10 @@ from hasten.store.store import RunStore
 
 def store_option(fn: Callable) -> Callable:
     return click.option(
-        "--store", "store_path", type=click.Path(dir_okay=False), default=None,
+        "--store",
+        "store_path",
+        type=click.Path(dir_okay=False),
+        default=None,
         help="Run store (SQLite). Default: $HASTEN_STORE or ./hasten-runs/hasten.db.",
     )(fn)
 

@@ -39,7 +39,18 @@ def cli() -> None:
 
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "compare", "curve", "demo", "methods", "microbench", "profile", "prune", "recipes", "report", "runs", "train", "workloads",
+    "compare",
+    "curve",
+    "demo",
+    "methods",
+    "microbench",
+    "profile",
+    "prune",
+    "recipes",
+    "report",
+    "runs",
+    "train",
+    "workloads",
 )
 
 

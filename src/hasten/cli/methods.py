@@ -31,10 +31,22 @@ def _echo_gaps(entries: list[MethodEntry], as_json: bool) -> None:
 @click.option("--bottleneck", default=None, help=f"Only methods relieving it: {', '.join(BOTTLENECKS)}.")
 @click.option("--json", "as_json", is_flag=True, help="Print the cards (or the gap matrix) as JSON.")
 @click.option("--gaps", is_flag=True, help="Component x action matrix with method counts; empty cells are gaps.")
-@click.option("--markdown", "markdown", default=None, metavar="COMPONENT",
-              help="Print COMPONENT's docs page (what docs/methods-COMPONENT.md holds).")
-def methods(name: str | None, component: str | None, action: str | None, bottleneck: str | None,
-            as_json: bool, gaps: bool, markdown: str | None) -> None:
+@click.option(
+    "--markdown",
+    "markdown",
+    default=None,
+    metavar="COMPONENT",
+    help="Print COMPONENT's docs page (what docs/methods-COMPONENT.md holds).",
+)
+def methods(
+    name: str | None,
+    component: str | None,
+    action: str | None,
+    bottleneck: str | None,
+    as_json: bool,
+    gaps: bool,
+    markdown: str | None,
+) -> None:
     """List the speedup methods, or show method NAME's card in full.
 
     \b
@@ -68,8 +80,10 @@ def methods(name: str | None, component: str | None, action: str | None, bottlen
         measured = load_results()
         echo_json([{**e.card.to_dict(), "measured": measured.get(e.name, [])} for e in entries])
         return
-    rows = [(e.name, e.card.component, e.card.action, e.card.mechanism, ",".join(e.card.bottleneck), e.card.summary)
-            for e in entries]
+    rows = [
+        (e.name, e.card.component, e.card.action, e.card.mechanism, ",".join(e.card.bottleneck), e.card.summary)
+        for e in entries
+    ]
     print_table(("name", "component", "action", "mechanism", "bottleneck", "summary"), rows)
 
 

@@ -28,8 +28,9 @@ def recipes(name: str | None, as_json: bool) -> None:
         for key, value in r["measured"].items():
             click.echo(f"measured {key}: {value}")
         return
-    rows = [(r.name, r.version, r.workload, r.measured.get("result", "-"), r.measured.get("machine", "-"))
-            for r in chosen]
+    rows = [
+        (r.name, r.version, r.workload, r.measured.get("result", "-"), r.measured.get("machine", "-")) for r in chosen
+    ]
     print_table(("recipe", "version", "workload", "measured result", "machine"), rows)
 
 

@@ -30,10 +30,26 @@ def runs(ctx: click.Context, workload: str | None, as_json: bool, store_path: st
     rows = []
     for r in records:
         final = r.final.get(r.metric) if r.metric else None
-        rows.append((r.run_id, r.workload, r.recipe, r.seed, r.duration, r.schedule, r.status, r.steps,
-                     fmt_seconds(r.train_time_s), _value(final), r.created_at))
-    print_table(("run", "workload", "recipe", "seed", "duration", "schedule", "status", "steps", "train",
-                 "final", "created"), rows, whole=("run",))
+        rows.append(
+            (
+                r.run_id,
+                r.workload,
+                r.recipe,
+                r.seed,
+                r.duration,
+                r.schedule,
+                r.status,
+                r.steps,
+                fmt_seconds(r.train_time_s),
+                _value(final),
+                r.created_at,
+            )
+        )
+    print_table(
+        ("run", "workload", "recipe", "seed", "duration", "schedule", "status", "steps", "train", "final", "created"),
+        rows,
+        whole=("run",),
+    )
 
 
 def _value(final: object) -> str:

@@ -26,29 +26,69 @@ from hasten.workloads.runner import build_trainer, check_seed
 
 @click.command()
 @click.argument("workload")
-@click.option("--method", "-m", "methods", multiple=True, metavar="NAME[:k=v,...]",
-              help="Add a speedup method (repeatable), e.g. --method mixup:alpha=0.2.")
-@click.option("--recipe", "-r", "recipe", default=None, metavar="NAME|FILE",
-              help="Train a named recipe (see 'hasten recipes') or a recipe YAML file instead of --method.")
-@click.option("--duration", "-d", default=None, help="Budget, e.g. 10ep, 2000ba, 6e5sp, 2e5tok. Default: the workload's.")
+@click.option(
+    "--method",
+    "-m",
+    "methods",
+    multiple=True,
+    metavar="NAME[:k=v,...]",
+    help="Add a speedup method (repeatable), e.g. --method mixup:alpha=0.2.",
+)
+@click.option(
+    "--recipe",
+    "-r",
+    "recipe",
+    default=None,
+    metavar="NAME|FILE",
+    help="Train a named recipe (see 'hasten recipes') or a recipe YAML file instead of --method.",
+)
+@click.option(
+    "--duration", "-d", default=None, help="Budget, e.g. 10ep, 2000ba, 6e5sp, 2e5tok. Default: the workload's."
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="0 to 2**63-1.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default=None,
-              help="fp32 (default), bf16 autocast, or auto: bf16 only where microbench measures it faster.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "auto"]),
+    default=None,
+    help="fp32 (default), bf16 autocast, or auto: bf16 only where microbench measures it faster.",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Where the data files are. Default: $HASTEN_DATA, then the user cache.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the data files are. Default: $HASTEN_DATA, then the user cache.",
+)
 @store_option
-@click.option("--schedule", type=click.Choice(["scaled", "cyclic"]), default="scaled", show_default=True,
-              help="scaled: decay over this budget. cyclic: multiplicative cycles, one curve point per cycle.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["scaled", "cyclic"]),
+    default="scaled",
+    show_default=True,
+    help="scaled: decay over this budget. cyclic: multiplicative cycles, one curve point per cycle.",
+)
 @click.option("--resume", default=None, metavar="RUN_ID|latest", help="Continue a run from its last checkpoint.")
 @click.option("--checkpoint-interval", default="0.1dur", show_default=True, help="How often to checkpoint.")
 @click.option("--no-checkpoints", is_flag=True, help="Do not write checkpoints (the run cannot be resumed).")
 @click.option("--deterministic", is_flag=True, help="Use deterministic kernels (bit-exact resume on CPU).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the result at the end.")
-def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration: str | None, seed: int,
-          precision: str | None, device: str,
-          data_dir: str | None, store_path: str | None, schedule: str, resume: str | None,
-          checkpoint_interval: str, no_checkpoints: bool, deterministic: bool, as_json: bool) -> None:
+def train(
+    workload: str,
+    methods: tuple[str, ...],
+    recipe: str | None,
+    duration: str | None,
+    seed: int,
+    precision: str | None,
+    device: str,
+    data_dir: str | None,
+    store_path: str | None,
+    schedule: str,
+    resume: str | None,
+    checkpoint_interval: str,
+    no_checkpoints: bool,
+    deterministic: bool,
+    as_json: bool,
+) -> None:
     """Train WORKLOAD's baseline recipe, plus any --method, and record the run."""
     # Everything the user typed is checked before the store is touched: a refused command writes nothing.
     spec = get_workload(workload)
@@ -67,18 +107,28 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
     if resume is not None and not resume.strip():
         raise ConfigError("--resume was given an empty run id", "give a run id from 'hasten runs', or 'latest'")
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise ConfigError(f"data folder {data_dir!r} does not exist",
-                          "give --data-dir the folder holding the data files, or leave it out")
+        raise ConfigError(
+            f"data folder {data_dir!r} does not exist",
+            "give --data-dir the folder holding the data files, or leave it out",
+        )
     if not no_checkpoints:
         Interval(checkpoint_interval)
     store = open_store(store_path)
     store.check_writable()
     if resume is not None:
-        placed = resolve_resume(store, resume, spec.name, methods, precision=precision, data_dir=data_dir,
-                                deterministic=deterministic)
-        typed = {name: value for name, value in
-                 (("duration", duration), ("seed", seed), ("precision", precision), ("schedule", schedule))
-                 if _given(name)}
+        placed = resolve_resume(
+            store, resume, spec.name, methods, precision=precision, data_dir=data_dir, deterministic=deterministic
+        )
+        typed = {
+            name: value
+            for name, value in (
+                ("duration", duration),
+                ("seed", seed),
+                ("precision", precision),
+                ("schedule", schedule),
+            )
+            if _given(name)
+        }
         refuse_changed_settings(placed, typed)
         methods, duration, seed = placed.methods, placed.duration, placed.seed
         precision, schedule, data_dir = placed.precision, placed.schedule, placed.data_dir
@@ -91,18 +141,34 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
     run_id, checkpoint_dir, resume_from = placed.run_id, placed.checkpoint_dir, placed.resume_from
 
     trainer = build_trainer(
-        spec, methods, duration=duration, seed=seed, device=device, precision=precision, data_dir=data_dir,
-        store=store, callbacks=[ProgressBar()], schedule=schedule, run_id=run_id,
-        checkpoint_dir=checkpoint_dir, checkpoint_interval=None if no_checkpoints else checkpoint_interval,
-        resume_from=resume_from, deterministic=deterministic, config={"deterministic": deterministic},
-        workload_params=recipe_args.get("workload_params"), recipe=recipe_args.get("recipe"),
+        spec,
+        methods,
+        duration=duration,
+        seed=seed,
+        device=device,
+        precision=precision,
+        data_dir=data_dir,
+        store=store,
+        callbacks=[ProgressBar()],
+        schedule=schedule,
+        run_id=run_id,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_interval=None if no_checkpoints else checkpoint_interval,
+        resume_from=resume_from,
+        deterministic=deterministic,
+        config={"deterministic": deterministic},
+        workload_params=recipe_args.get("workload_params"),
+        recipe=recipe_args.get("recipe"),
     )
     with _signals_interrupt(), _warnings_as_lines():
         try:
             result = trainer.fit()
         except Terminated as exc:
-            click.echo(f"error: run {trainer.run_id} {exc}; it is recorded as 'interrupted' (continue it with"
-                       f" 'hasten train {spec.name} --resume {trainer.run_id}')", err=True)
+            click.echo(
+                f"error: run {trainer.run_id} {exc}; it is recorded as 'interrupted' (continue it with"
+                f" 'hasten train {spec.name} --resume {trainer.run_id}')",
+                err=True,
+            )
             sys.exit(128 + exc.signum)
     if as_json:
         summary = result.summary()
@@ -111,8 +177,11 @@ def train(workload: str, methods: tuple[str, ...], recipe: str | None, duration:
     else:
         _print_summary(result, spec)
     if result.status == "diverged":
-        click.echo(f"error: run {result.run_id} diverged: {result.error}; it is recorded as 'diverged'"
-                   " (lower the learning rate or check the methods)", err=True)
+        click.echo(
+            f"error: run {result.run_id} diverged: {result.error}; it is recorded as 'diverged'"
+            " (lower the learning rate or check the methods)",
+            err=True,
+        )
         sys.exit(1)
 
 
@@ -166,9 +235,11 @@ def _print_summary(result: FitResult, spec: Workload) -> None:
         verdict = "reached" if spec.reached(value) else "not reached"
         lines.append(f"  {spec.metric} {value:.4f} (target {spec.target}: {verdict})")
     t = result.timing
-    lines.append(f"  train {fmt_seconds(t['train'])} (data wait {fmt_seconds(t['data_wait'])}),"
-                 f" eval {fmt_seconds(t['eval'])}, checkpoint {fmt_seconds(t['checkpoint'])},"
-                 f" warm-up {fmt_seconds(t['warmup'])}")
+    lines.append(
+        f"  train {fmt_seconds(t['train'])} (data wait {fmt_seconds(t['data_wait'])}),"
+        f" eval {fmt_seconds(t['eval'])}, checkpoint {fmt_seconds(t['checkpoint'])},"
+        f" warm-up {fmt_seconds(t['warmup'])}"
+    )
     click.echo("\n".join(lines))
 
 

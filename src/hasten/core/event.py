@@ -69,9 +69,9 @@ class Event(str, Enum):
     def counterpart(self) -> "Event | None":
         """The matching AFTER_x for BEFORE_x and back; None for unpaired events."""
         if self.is_before:
-            return Event("after_" + self.value[len("before_"):])
+            return Event("after_" + self.value[len("before_") :])
         if self.is_after:
-            return Event("before_" + self.value[len("after_"):])
+            return Event("before_" + self.value[len("after_") :])
         return None
 
     @property

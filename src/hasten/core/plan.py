@@ -26,8 +26,9 @@ class RunPlan:
     checkpoint_every: float | None = None
 
     @classmethod
-    def make(cls, rates: Rates, max_duration: Time, eval_times: Sequence[Time] = (),
-             checkpoint_interval: Time | None = None) -> "RunPlan":
+    def make(
+        cls, rates: Rates, max_duration: Time, eval_times: Sequence[Time] = (), checkpoint_interval: Time | None = None
+    ) -> "RunPlan":
         """Plan a run of ``max_duration`` (constant batch shape assumed for sample and token budgets)."""
         steps = rates.to_steps(max_duration)
         check_run_length(steps, max_duration)  # before anything is planned over an endless run

@@ -122,8 +122,10 @@ def Interval(text: "str | Time") -> Time:
     """Parse how often something recurs (checkpoints, evaluations): a zero interval would mean never."""
     time = Time.parse(text)
     if time.value <= 0:
-        raise ConfigError(f"an interval must be positive, got {str(text)!r}",
-                          "give e.g. '500ba', '1ep' or '0.1dur' (or turn the feature off instead)")
+        raise ConfigError(
+            f"an interval must be positive, got {str(text)!r}",
+            "give e.g. '500ba', '1ep' or '0.1dur' (or turn the feature off instead)",
+        )
     return time
 
 

@@ -238,8 +238,19 @@ def tradeoff_curve(recipe: str, records: Sequence[RunRecord], readout: str, conf
     for (_, label), members in groups.items():
         time, time_low, time_high = mean_ci([p.time_s for p in members], confidence)
         quality, quality_low, quality_high = mean_ci([p.quality for p in members], confidence)
-        curve.append(CurvePoint(label, len(members), time, time_low, time_high, quality, quality_low,
-                                quality_high, float(np.mean([p.steps for p in members]))))
+        curve.append(
+            CurvePoint(
+                label,
+                len(members),
+                time,
+                time_low,
+                time_high,
+                quality,
+                quality_low,
+                quality_high,
+                float(np.mean([p.steps for p in members])),
+            )
+        )
     curve.sort(key=lambda p: (p.time_s, p.steps))
     return TradeoffCurve(recipe, tuple(curve))
 
@@ -248,6 +259,7 @@ def tradeoff_curve(recipe: str, records: Sequence[RunRecord], readout: str, conf
 def pareto_frontier(points: Sequence[Point], higher_is_better: bool = True) -> list[Point]:
     """Points no other point beats: none is at least as fast and as good, and strictly better
     in one. Exact ties are all kept (neither dominates the other). Sorted by time."""
+
     def dominates(a: Point, b: Point) -> bool:
         no_worse = a.time_s <= b.time_s and not better(b.quality, a.quality, higher_is_better)
         return no_worse and (a.time_s < b.time_s or better(a.quality, b.quality, higher_is_better))

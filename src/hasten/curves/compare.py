@@ -63,15 +63,24 @@ class Comparison:
             if recipe == self.baseline:
                 continue
             s = self.speedups[recipe]
-            rows.append({
-                "recipe": recipe, "status": s.status, "speedup": s.speedup, "ci_low": s.ci_low,
-                "ci_high": s.ci_high, "steps_factor": s.steps_factor, "time_per_step_factor": s.time_per_step_factor,
-                "time_to_target_s": self.time_to_target(recipe)[0],
-                "baseline_time_to_target_s": self.time_to_target(self.baseline)[0],
-                "reached": s.recipe_reached, "baseline_reached": s.baseline_reached, "note": s.note,
-                "contended_runs": len(self.contended(recipe)),
-                "baseline_contended_runs": len(self.contended(self.baseline)),
-            })
+            rows.append(
+                {
+                    "recipe": recipe,
+                    "status": s.status,
+                    "speedup": s.speedup,
+                    "ci_low": s.ci_low,
+                    "ci_high": s.ci_high,
+                    "steps_factor": s.steps_factor,
+                    "time_per_step_factor": s.time_per_step_factor,
+                    "time_to_target_s": self.time_to_target(recipe)[0],
+                    "baseline_time_to_target_s": self.time_to_target(self.baseline)[0],
+                    "reached": s.recipe_reached,
+                    "baseline_reached": s.baseline_reached,
+                    "note": s.note,
+                    "contended_runs": len(self.contended(recipe)),
+                    "baseline_contended_runs": len(self.contended(self.baseline)),
+                }
+            )
         return rows
 
     def time_to_target(self, recipe: str) -> tuple[float | None, list[float | None]]:
@@ -151,8 +160,10 @@ def compare_runs(
     workloads = sorted({r.workload for r in records})
     if len(workloads) != 1:
         found = ", ".join(workloads) or "none"
-        raise ConfigError(f"a comparison needs runs of one workload, found: {found}",
-                          "pass the workload name, e.g. 'hasten compare toy'")
+        raise ConfigError(
+            f"a comparison needs runs of one workload, found: {found}",
+            "pass the workload name, e.g. 'hasten compare toy'",
+        )
     if not math.isfinite(target):
         raise ConfigError(f"target {target} is not a finite number", "pass --target as a number, e.g. 0.9")
     schedule = choose_schedule(records, baseline, schedule)
@@ -162,13 +173,17 @@ def compare_runs(
         wanted = [r for r in recipes if r != baseline]
         missing = [r for r in wanted if r not in grouped]
         if missing:
-            raise ConfigError(f"no finished {schedule} runs of {', '.join(map(repr, missing))} for {workloads[0]}",
-                              f"run them first, e.g. hasten curve {workloads[0]} --recipe '{missing[0]}'")
+            raise ConfigError(
+                f"no finished {schedule} runs of {', '.join(map(repr, missing))} for {workloads[0]}",
+                f"run them first, e.g. hasten curve {workloads[0]} --recipe '{missing[0]}'",
+            )
         grouped = {r: grouped[r] for r in [baseline, *wanted] if r in grouped}
     if baseline not in grouped:
         known = ", ".join(sorted(grouped)) or "none"
-        raise ConfigError(f"no finished {schedule} runs of baseline {baseline!r} for {workloads[0]} (recipes: {known})",
-                          f"run 'hasten curve {workloads[0]} --recipe {baseline}' or pass --baseline RECIPE")
+        raise ConfigError(
+            f"no finished {schedule} runs of baseline {baseline!r} for {workloads[0]} (recipes: {known})",
+            f"run 'hasten curve {workloads[0]} --recipe {baseline}' or pass --baseline RECIPE",
+        )
     first = grouped[baseline][0]
     metric, hib = first.metric, first.higher_is_better
     readout = resolve_readout(readout, grouped)
@@ -179,14 +194,11 @@ def compare_runs(
     speedups = {
         r: iso_quality_speedup(r, baseline, target, crossings[baseline], crossings[r]) for r in order if r != baseline
     }
-    labelled = [
-        Point(p.time_s, p.steps, p.quality, f"{r} @ {p.label}") for r in order for p in curves[r].as_points()
-    ]
+    labelled = [Point(p.time_s, p.steps, p.quality, f"{r} @ {p.label}") for r in order for p in curves[r].as_points()]
     frontier = pareto_frontier(labelled, hib)
     gain_times = [p.time_s for p in curves[baseline].points if math.isfinite(p.time_s)]
     gains = {
-        r: [quality_gain_at_time(seeds[baseline], seeds[r], t, hib) for t in gain_times]
-        for r in order if r != baseline
+        r: [quality_gain_at_time(seeds[baseline], seeds[r], t, hib) for t in gain_times] for r in order if r != baseline
     }
     machines = sorted({_machine(r) for r in chosen})
     notes = []
@@ -200,8 +212,26 @@ def compare_runs(
     busy = contention_note(flags, len(compared))
     if busy:
         notes.append(busy)
-    return Comparison(workloads[0], metric, hib, baseline, float(target), readout, schedule, order, curves, seeds,
-                      crossings, speedups, frontier, gains, machines, len(chosen), notes, flags)
+    return Comparison(
+        workloads[0],
+        metric,
+        hib,
+        baseline,
+        float(target),
+        readout,
+        schedule,
+        order,
+        curves,
+        seeds,
+        crossings,
+        speedups,
+        frontier,
+        gains,
+        machines,
+        len(chosen),
+        notes,
+        flags,
+    )
 
 
 def default_target(workload: str, target: float | None) -> float:
@@ -213,5 +243,6 @@ def default_target(workload: str, target: float | None) -> float:
     try:
         return float(get_workload(workload).target)
     except ConfigError as exc:
-        raise ConfigError(f"no target for workload {workload!r}: {exc.problem}",
-                          "pass --target Q (the quality to reach)") from exc
+        raise ConfigError(
+            f"no target for workload {workload!r}: {exc.problem}", "pass --target Q (the quality to reach)"
+        ) from exc

@@ -49,8 +49,14 @@ class ContentionFlag:
     reasons: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "recipe": self.recipe, "budget": self.duration, "seed": self.seed,
-                "schedule": self.schedule, "reasons": list(self.reasons)}
+        return {
+            "run_id": self.run_id,
+            "recipe": self.recipe,
+            "budget": self.duration,
+            "seed": self.seed,
+            "schedule": self.schedule,
+            "reasons": list(self.reasons),
+        }
 
 
 def time_per_step(record: RunRecord) -> float | None:
@@ -76,8 +82,9 @@ def _dispersion(records: Sequence[RunRecord], out: dict[str, list[str]]) -> None
             spread = max(ta, tb) / min(ta, tb)
             if spread > DISPERSION_LIMIT:
                 for run_id, other in ((a, b), (b, a)):
-                    out[run_id].append(f"time per step {spread:.1f}x apart from run {other} of the same recipe "
-                                       "and budget")
+                    out[run_id].append(
+                        f"time per step {spread:.1f}x apart from run {other} of the same recipe and budget"
+                    )
             continue
         median = statistics.median(per_step.values())
         for run_id, value in per_step.items():
@@ -85,8 +92,10 @@ def _dispersion(records: Sequence[RunRecord], out: dict[str, list[str]]) -> None
             if max(ratio, 1 / ratio) > DISPERSION_LIMIT:
                 side = "above" if ratio > 1 else "below"
                 factor = ratio if ratio > 1 else 1 / ratio
-                out[run_id].append(f"time per step {factor:.1f}x {side} the median of the {len(runs)} runs of "
-                                   "the same recipe and budget")
+                out[run_id].append(
+                    f"time per step {factor:.1f}x {side} the median of the {len(runs)} runs of "
+                    "the same recipe and budget"
+                )
 
 
 def _not_increasing(records: Sequence[RunRecord], out: dict[str, list[str]]) -> None:
@@ -100,10 +109,12 @@ def _not_increasing(records: Sequence[RunRecord], out: dict[str, list[str]]) -> 
             if longer.steps > shorter.steps and longer.train_time_s <= shorter.train_time_s:
                 out[longer.run_id].append(
                     f"{longer.steps} steps took {longer.train_time_s:.2f} s, no longer than the {shorter.steps} "
-                    f"steps of run {shorter.run_id} ({shorter.train_time_s:.2f} s)")
+                    f"steps of run {shorter.run_id} ({shorter.train_time_s:.2f} s)"
+                )
                 out[shorter.run_id].append(
                     f"{shorter.steps} steps took {shorter.train_time_s:.2f} s, as long as or longer than the "
-                    f"{longer.steps} steps of run {longer.run_id} ({longer.train_time_s:.2f} s)")
+                    f"{longer.steps} steps of run {longer.run_id} ({longer.train_time_s:.2f} s)"
+                )
 
 
 def _number(value: Any) -> float | None:
@@ -118,8 +129,9 @@ def _cpu_and_load(record: RunRecord, out: dict[str, list[str]]) -> None:
     if on_cpu and cpu is not None and busy_wall >= MIN_TRAIN_S_FOR_CPU:
         ratio = cpu / busy_wall
         if ratio < CPU_WALL_LIMIT:
-            out[record.run_id].append(f"used {ratio:.2f} CPU seconds per second of training: its threads waited "
-                                      "for cores")
+            out[record.run_id].append(
+                f"used {ratio:.2f} CPU seconds per second of training: its threads waited for cores"
+            )
     cores = _number(env.get("cpu_count"))
     if cores:
         for moment in ("start", "end"):
@@ -136,8 +148,11 @@ def contention_flags(records: Iterable[RunRecord]) -> list[ContentionFlag]:
     _not_increasing(runs, reasons)
     for record in runs:
         _cpu_and_load(record, reasons)
-    return [ContentionFlag(r.run_id, r.recipe, r.duration, r.seed, r.schedule, tuple(reasons[r.run_id]))
-            for r in runs if reasons.get(r.run_id)]
+    return [
+        ContentionFlag(r.run_id, r.recipe, r.duration, r.seed, r.schedule, tuple(reasons[r.run_id]))
+        for r in runs
+        if reasons.get(r.run_id)
+    ]
 
 
 def contention_note(flags: Sequence[ContentionFlag], total: int) -> str | None:
@@ -145,6 +160,8 @@ def contention_note(flags: Sequence[ContentionFlag], total: int) -> str | None:
     if not flags:
         return None
     recipes = sorted({f.recipe for f in flags})
-    return (f"{len(flags)} of {total} runs show signs of a busy machine (listed under 'contention'; recipes: "
-            f"{', '.join(recipes)}): their training times, and speedups read from them, are provisional; rerun "
-            "those points on an idle machine, interleaving recipes (hasten curve --order interleaved)")
+    return (
+        f"{len(flags)} of {total} runs show signs of a busy machine (listed under 'contention'; recipes: "
+        f"{', '.join(recipes)}): their training times, and speedups read from them, are provisional; rerun "
+        "those points on an idle machine, interleaving recipes (hasten curve --order interleaved)"
+    )

@@ -123,11 +123,17 @@ def validate_cyclic(
         budget_max = max(differences.values()) if differences else None
         if budget_max is not None and (largest is None or budget_max > largest):
             largest, worst = budget_max, (max(differences, key=differences.__getitem__), budget)
-        agreements.append(BudgetAgreement(
-            budget, len(complete), tau, p_value,
-            _best({r: v[0] for r, v in complete.items()}, hib), _best({r: v[1] for r, v in complete.items()}, hib),
-            budget_max,
-        ))
+        agreements.append(
+            BudgetAgreement(
+                budget,
+                len(complete),
+                tau,
+                p_value,
+                _best({r: v[0] for r, v in complete.items()}, hib),
+                _best({r: v[1] for r, v in complete.items()}, hib),
+                budget_max,
+            )
+        )
 
     per_seed_sweep: dict[tuple[str, int], float] = defaultdict(float)
     for run in sweep:

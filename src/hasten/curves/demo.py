@@ -91,22 +91,39 @@ def run_demo(
     store = _fresh_store(out_dir / "runs.db")
     schedule = [(seed, name) for seed in range(seeds) for name in names]
     print(f"hasten demo: {spec.name} ({spec.summary})", file=out)
-    print(f"racing {' vs '.join(names)} to {spec.metric} {'>=' if spec.higher_is_better else '<='} {target:g}, "
-          f"{seeds} seeds each, runs alternating; the clock stops at the target", file=out, flush=True)
+    print(
+        f"racing {' vs '.join(names)} to {spec.metric} {'>=' if spec.higher_is_better else '<='} {target:g}, "
+        f"{seeds} seeds each, runs alternating; the clock stops at the target",
+        file=out,
+        flush=True,
+    )
     for index, (seed, name) in enumerate(schedule, start=1):
         label = f"[{index}/{len(schedule)}] {name} seed {seed}"
         trainer = build_trainer(
-            spec, split_recipe(name), duration=duration, seed=seed, device=device, data_dir=data_dir, store=store,
-            eval_interval=eval_interval, config={"stop_at_target": target},
+            spec,
+            split_recipe(name),
+            duration=duration,
+            seed=seed,
+            device=device,
+            data_dir=data_dir,
+            store=store,
+            eval_interval=eval_interval,
+            config={"stop_at_target": target},
             callbacks=[StopAtTarget(spec.metric, target, spec.higher_is_better), ProgressBar(label=label)],
         )
         result = trainer.fit()
         stopped = result.steps < trainer.total_steps
-        print(f"{label}: {result.train_time_s:.1f}s training, {result.steps} steps"
-              + (" (stopped at the target)" if stopped else " (full budget)"), file=out, flush=True)
+        print(
+            f"{label}: {result.train_time_s:.1f}s training, {result.steps} steps"
+            + (" (stopped at the target)" if stopped else " (full budget)"),
+            file=out,
+            flush=True,
+        )
     comparison = compare_runs(store.list_runs(spec.name, with_evals=True), target=target, readout="evals")
-    notes = ["Times measured here are for this machine only; on a machine shared with other work they are "
-             "provisional (the ratio of alternating runs is roughly fair, absolute times are not)."]
+    notes = [
+        "Times measured here are for this machine only; on a machine shared with other work they are "
+        "provisional (the ratio of alternating runs is roughly fair, absolute times are not)."
+    ]
     files = write_report(comparison, out_dir, title=f"hasten demo: {spec.name}", notes=notes)
     print_summary(comparison, out)
     print(f"report: {files.html.resolve()} (also report.md and figures in {files.directory})", file=out, flush=True)
@@ -125,8 +142,7 @@ def print_summary(comparison: Comparison, out: IO[str]) -> None:
             continue
         s = comparison.speedups[recipe]
         print(f"\nspeedup {fmt_x(s.speedup)}  95% CI {fmt_ci(s.ci_low, s.ci_high)}  -> {s.status}", file=out)
-        print(f"  = steps-to-quality {fmt_x(s.steps_factor)} x time-per-step {fmt_x(s.time_per_step_factor)}",
-              file=out)
+        print(f"  = steps-to-quality {fmt_x(s.steps_factor)} x time-per-step {fmt_x(s.time_per_step_factor)}", file=out)
         print(f"  {verdict_line(comparison, recipe)}", file=out)
     for note in comparison.notes:
         print(f"note: {note}", file=out)

@@ -45,22 +45,41 @@ def plot_tradeoff(comparison: Comparison, path: Path) -> Path:
         if not points:
             continue
         times = np.array([p.time_s for p in points])
-        line = axes.plot(times, [p.quality for p in points], marker="o", markersize=3.5, linewidth=1.6,
-                         label=recipe)[0]
+        line = axes.plot(times, [p.quality for p in points], marker="o", markersize=3.5, linewidth=1.6, label=recipe)[0]
         banded = [p for p in points if _finite(p.quality_low, p.quality_high)]
         if banded:
-            axes.fill_between([p.time_s for p in banded], [p.quality_low for p in banded],
-                              [p.quality_high for p in banded], color=line.get_color(), alpha=0.18, linewidth=0)
+            axes.fill_between(
+                [p.time_s for p in banded],
+                [p.quality_low for p in banded],
+                [p.quality_high for p in banded],
+                color=line.get_color(),
+                alpha=0.18,
+                linewidth=0,
+            )
         busy = [p for p in points if comparison.contended(recipe, p.label)]
         if busy:
-            axes.scatter([p.time_s for p in busy], [p.quality for p in busy], s=90, facecolors="none",
-                         edgecolors="#b3261e", linewidths=1.4, zorder=5,
-                         label="busy machine (provisional)" if not busy_labelled else None)
+            axes.scatter(
+                [p.time_s for p in busy],
+                [p.quality for p in busy],
+                s=90,
+                facecolors="none",
+                edgecolors="#b3261e",
+                linewidths=1.4,
+                zorder=5,
+                label="busy machine (provisional)" if not busy_labelled else None,
+            )
             busy_labelled = True
     if comparison.frontier:
         front = comparison.frontier
-        axes.step([p.time_s for p in front], [p.quality for p in front], where="post", color="black",
-                  linestyle="--", linewidth=1.0, label="Pareto frontier")
+        axes.step(
+            [p.time_s for p in front],
+            [p.quality for p in front],
+            where="post",
+            color="black",
+            linestyle="--",
+            linewidth=1.0,
+            label="Pareto frontier",
+        )
     axes.axhline(comparison.target, color="grey", linestyle=":", linewidth=1.0, label=f"target {comparison.target:g}")
     axes.set_xscale("log")
     axes.set_xlabel("training time (s, log scale; eval and checkpoint time excluded)")
@@ -81,24 +100,36 @@ def plot_speedup_vs_target(comparison: Comparison, by_target: Mapping[str, Seque
         measured = [s for s in rows if s.speedup is not None]
         if not measured:
             continue
-        line = axes.plot([s.target for s in measured], [s.speedup for s in measured], marker="o", markersize=3.5,
-                         label=recipe)[0]
+        line = axes.plot(
+            [s.target for s in measured], [s.speedup for s in measured], marker="o", markersize=3.5, label=recipe
+        )[0]
         banded = [s for s in measured if _finite(s.ci_low, s.ci_high)]
         if banded:
             x = [s.target for s in banded]
-            axes.fill_between(x, [s.ci_low for s in banded], [s.ci_high for s in banded],
-                              color=line.get_color(), alpha=0.18, linewidth=0)
-            axes.errorbar(x, [s.speedup for s in banded],
-                          yerr=[[s.speedup - s.ci_low for s in banded], [s.ci_high - s.speedup for s in banded]],
-                          fmt="none", ecolor=line.get_color(), capsize=3, linewidth=1)
+            axes.fill_between(
+                x,
+                [s.ci_low for s in banded],
+                [s.ci_high for s in banded],
+                color=line.get_color(),
+                alpha=0.18,
+                linewidth=0,
+            )
+            axes.errorbar(
+                x,
+                [s.speedup for s in banded],
+                yerr=[[s.speedup - s.ci_low for s in banded], [s.ci_high - s.speedup for s in banded]],
+                fmt="none",
+                ecolor=line.get_color(),
+                capsize=3,
+                linewidth=1,
+            )
     axes.axhline(1.0, color="black", linewidth=0.8)
     axes.axvline(comparison.target, color="grey", linestyle=":", linewidth=1.0, label=f"target {comparison.target:g}")
     if not comparison.higher_is_better:
         axes.invert_xaxis()  # harder targets to the right, whichever way the metric runs
     axes.set_xlabel(f"target {comparison.metric} (harder to the right)")
     axes.set_ylabel(f"speedup over {comparison.baseline} (x)")
-    axes.set_title("iso-quality speedup vs target (band: 95% bootstrap CI over seeds; gaps: not reached)",
-                   fontsize=9)
+    axes.set_title("iso-quality speedup vs target (band: 95% bootstrap CI over seeds; gaps: not reached)", fontsize=9)
     axes.grid(True, alpha=0.25)
     axes.legend(fontsize=7, loc="best")
     return _save(figure, path)
@@ -109,8 +140,11 @@ def plot_factors(comparison: Comparison, path: Path) -> Path:
     rows = [s for r in comparison.recipes if r != comparison.baseline for s in [comparison.speedups[r]]]
     figure = _figure(8.0, 1.4 + 0.8 * max(len(rows), 1))
     axes = figure.add_subplot()
-    kinds = [("speedup", "speedup"), ("steps_factor", "steps-to-quality factor"),
-             ("time_per_step_factor", "time-per-step factor")]
+    kinds = [
+        ("speedup", "speedup"),
+        ("steps_factor", "steps-to-quality factor"),
+        ("time_per_step_factor", "time-per-step factor"),
+    ]
     height = 0.26
     for k, (field, label) in enumerate(kinds):
         values, lows, highs, ys = [], [], [], []
@@ -128,12 +162,27 @@ def plot_factors(comparison: Comparison, path: Path) -> Path:
             highs.append(hi - value if _finite(hi) else 0.0)
             ys.append(i + (1 - k) * height)
         if values:
-            bars = axes.barh(ys, [v - 1.0 for v in values], left=1.0, height=height, xerr=[lows, highs],
-                             capsize=3, label=label, alpha=0.85)
+            bars = axes.barh(
+                ys,
+                [v - 1.0 for v in values],
+                left=1.0,
+                height=height,
+                xerr=[lows, highs],
+                capsize=3,
+                label=label,
+                alpha=0.85,
+            )
             for y, value, low, high in zip(ys, values, lows, highs):
                 edge = value + high if value >= 1 else value - low  # beyond the error bar, away from 1.0
-                axes.text(edge, y, f" {value:.2f}x ", va="center", ha="left" if value >= 1 else "right",
-                          fontsize=7, color=bars.patches[0].get_facecolor())
+                axes.text(
+                    edge,
+                    y,
+                    f" {value:.2f}x ",
+                    va="center",
+                    ha="left" if value >= 1 else "right",
+                    fontsize=7,
+                    color=bars.patches[0].get_facecolor(),
+                )
     axes.axvline(1.0, color="black", linewidth=0.8)
     axes.set_yticks(range(len(rows)), [f"{s.recipe}\n({s.status})" for s in rows], fontsize=7)
     axes.set_xlabel(f"factor over {comparison.baseline} at target {comparison.target:g} (> 1 is faster)")

@@ -68,11 +68,16 @@ def verdict_line(comparison: Comparison, recipe: str) -> str:
     factors = f"steps-to-quality {fmt_x(s.steps_factor)} x time-per-step {fmt_x(s.time_per_step_factor)}"
     if s.ci_low is None:
         return f"{recipe}: {fmt_x(s.speedup)} ({factors}); no measurable speedup ({s.note})."
-    verdict = {"speedup": "a measurable speedup", "slower": "measurably slower",
-               "no measurable speedup": "no measurable speedup (the interval holds 1.0)"}[s.status]
+    verdict = {
+        "speedup": "a measurable speedup",
+        "slower": "measurably slower",
+        "no measurable speedup": "no measurable speedup (the interval holds 1.0)",
+    }[s.status]
     caveat = f" ({s.note})" if s.note else ""
-    return (f"{recipe}: speedup {fmt_x(s.speedup)} to {comparison.metric} {comparison.target:g}, 95% CI "
-            f"{fmt_ci(s.ci_low, s.ci_high)}: {verdict}; {factors}{caveat}.")
+    return (
+        f"{recipe}: speedup {fmt_x(s.speedup)} to {comparison.metric} {comparison.target:g}, 95% CI "
+        f"{fmt_ci(s.ci_low, s.ci_high)}: {verdict}; {factors}{caveat}."
+    )
 
 
 def _busy_cell(comparison: Comparison, recipe: str, label: str) -> str:
@@ -84,16 +89,27 @@ def _reach_word(comparison: Comparison) -> str:
     return "at least" if comparison.higher_is_better else "at most"
 
 
-def build_blocks(comparison: Comparison, images: Mapping[str, str], *, title: str | None = None,
-                 notes: Sequence[str] = (), profiles: Mapping[str, Mapping[str, float]] | None = None) -> list[Block]:
+def build_blocks(
+    comparison: Comparison,
+    images: Mapping[str, str],
+    *,
+    title: str | None = None,
+    notes: Sequence[str] = (),
+    profiles: Mapping[str, Mapping[str, float]] | None = None,
+) -> list[Block]:
     c = comparison
-    readout = ("each run's evaluation time series (first crossing of the target, linear in log-time)"
-               if c.readout == "evals" else
-               "the final quality of runs at each budget (or each cycle end of a cyclic run)")
+    readout = (
+        "each run's evaluation time series (first crossing of the target, linear in log-time)"
+        if c.readout == "evals"
+        else "the final quality of runs at each budget (or each cycle end of a cyclic run)"
+    )
     blocks: list[Block] = [
         ("h1", title or f"hasten report: {c.workload}"),
-        ("p", f"Target: {c.metric} {_reach_word(c)} {c.target:g}. Baseline: {c.baseline}. "
-              f"{c.runs} runs ({c.schedule} schedule); time-to-target read from {readout}."),
+        (
+            "p",
+            f"Target: {c.metric} {_reach_word(c)} {c.target:g}. Baseline: {c.baseline}. "
+            f"{c.runs} runs ({c.schedule} schedule); time-to-target read from {readout}.",
+        ),
         ("p", "Measured on: " + "; ".join(c.machines) + f". Written {_dt.date.today().isoformat()}."),
         ("h2", "Verdict"),
         ("ul", [verdict_line(c, r) for r in c.recipes if r != c.baseline] or ["only the baseline was run"]),
@@ -106,40 +122,80 @@ def build_blocks(comparison: Comparison, images: Mapping[str, str], *, title: st
             rows.append((recipe, fmt_time(mean), seeds, "1.00x (baseline)", "-", "-", "-", "baseline"))
             continue
         s = c.speedups[recipe]
-        rows.append((recipe, fmt_time(mean), seeds, fmt_x(s.speedup), fmt_ci(s.ci_low, s.ci_high),
-                     fmt_x(s.steps_factor), fmt_x(s.time_per_step_factor), s.status))
+        rows.append(
+            (
+                recipe,
+                fmt_time(mean),
+                seeds,
+                fmt_x(s.speedup),
+                fmt_ci(s.ci_low, s.ci_high),
+                fmt_x(s.steps_factor),
+                fmt_x(s.time_per_step_factor),
+                s.status,
+            )
+        )
     blocks += [
-        ("table", ("recipe", "time to target (mean)", "per seed", "speedup", "95% CI", "steps-to-quality",
-                   "time-per-step", "status"), rows),
+        (
+            "table",
+            (
+                "recipe",
+                "time to target (mean)",
+                "per seed",
+                "speedup",
+                "95% CI",
+                "steps-to-quality",
+                "time-per-step",
+                "status",
+            ),
+            rows,
+        ),
         ("h2", "How to read this"),
-        ("ul", [
-            "Time is training wall-clock only: evaluation, checkpointing and compile warm-up are timed apart.",
-            "Time-to-target is the least training time at which a run reaches the target, interpolated linearly "
-            "in log-time between measured points and never extrapolated; a target missed on any seed is "
-            "'not reached' and no speedup is claimed.",
-            "Speedup = baseline time / recipe time (means over seeds) = steps-to-quality factor (fewer steps) "
-            "x time-per-step factor (cheaper steps). Its 95% interval resamples seeds (bootstrap); an interval "
-            "that holds 1.0 is 'no measurable speedup'.",
-            "With two seeds an interval is coarse; times measured on a busy machine are provisional.",
-        ]),
+        (
+            "ul",
+            [
+                "Time is training wall-clock only: evaluation, checkpointing and compile warm-up are timed apart.",
+                "Time-to-target is the least training time at which a run reaches the target, interpolated linearly "
+                "in log-time between measured points and never extrapolated; a target missed on any seed is "
+                "'not reached' and no speedup is claimed.",
+                "Speedup = baseline time / recipe time (means over seeds) = steps-to-quality factor (fewer steps) "
+                "x time-per-step factor (cheaper steps). Its 95% interval resamples seeds (bootstrap); an interval "
+                "that holds 1.0 is 'no measurable speedup'.",
+                "With two seeds an interval is coarse; times measured on a busy machine are provisional.",
+            ],
+        ),
         ("h2", "Tradeoff curves"),
         ("img", images["tradeoff"], "quality against training time for every recipe, with the Pareto frontier"),
     ]
     curve_rows = [
-        (recipe, p.label, p.n, fmt_time(p.time_s), fmt_q(p.quality), fmt_ci(p.quality_low, p.quality_high)
-         if math.isfinite(p.quality_low) else "-", _busy_cell(c, recipe, p.label))
-        for recipe in c.recipes for p in c.curves[recipe].points
+        (
+            recipe,
+            p.label,
+            p.n,
+            fmt_time(p.time_s),
+            fmt_q(p.quality),
+            fmt_ci(p.quality_low, p.quality_high) if math.isfinite(p.quality_low) else "-",
+            _busy_cell(c, recipe, p.label),
+        )
+        for recipe in c.recipes
+        for p in c.curves[recipe].points
     ]
     if c.readout == "budgets":
-        blocks.append(("table", ("recipe", "budget", "seeds", "train time", c.metric, "95% CI", "busy machine"),
-                       curve_rows))
+        blocks.append(
+            ("table", ("recipe", "budget", "seeds", "train time", c.metric, "95% CI", "busy machine"), curve_rows)
+        )
     if c.contention:
         blocks += [
             ("h2", "Measurement warnings: signs of a busy machine"),
-            ("p", "These runs' training times look disturbed by other load on the machine; the points and "
-                  "speedups that use them are provisional. Rerun them on an idle machine."),
-            ("table", ("recipe", "budget", "seed", "run", "why"),
-             [(f.recipe, f.duration, f.seed, f.run_id, "; ".join(f.reasons)) for f in c.contention]),
+            (
+                "p",
+                "These runs' training times look disturbed by other load on the machine; the points and "
+                "speedups that use them are provisional. Rerun them on an idle machine.",
+            ),
+            (
+                "table",
+                ("recipe", "budget", "seed", "run", "why"),
+                [(f.recipe, f.duration, f.seed, f.run_id, "; ".join(f.reasons)) for f in c.contention],
+            ),
         ]
     blocks += [
         ("h2", "Pareto frontier"),
@@ -153,16 +209,23 @@ def build_blocks(comparison: Comparison, images: Mapping[str, str], *, title: st
     ]
     gain_rows = [
         (recipe, fmt_time(g.time_s), "-" if g.gain is None else f"{g.gain:+.4g}", fmt_ci(g.ci_low, g.ci_high))
-        for recipe, gains in c.gains.items() for g in gains
+        for recipe, gains in c.gains.items()
+        for g in gains
     ]
-    blocks.append(("table", ("recipe", "at train time", f"{c.metric} gain (positive is better)", "95% CI"),
-                   gain_rows) if gain_rows else ("p", "No other recipe to compare."))
+    blocks.append(
+        ("table", ("recipe", "at train time", f"{c.metric} gain (positive is better)", "95% CI"), gain_rows)
+        if gain_rows
+        else ("p", "No other recipe to compare.")
+    )
     if profiles:
         blocks += [
             ("h2", "Performance profiles across workloads"),
             ("img", images["profiles"], "AlgoPerf performance profiles"),
-            ("table", ("recipe", "score (area, r_max = 4)"),
-             [(r, f"{profile_score(per):.3f}") for r, per in profiles.items()]),
+            (
+                "table",
+                ("recipe", "score (area, r_max = 4)"),
+                [(r, f"{profile_score(per):.3f}") for r, per in profiles.items()],
+            ),
         ]
     if c.notes or notes:
         blocks += [("h2", "Notes"), ("ul", [*c.notes, *notes])]
@@ -231,10 +294,13 @@ def render_html(blocks: Sequence[Block], directory: Path) -> str:
         elif kind == "img":
             data = base64.b64encode((directory / block[1]).read_bytes()).decode("ascii")
             body.append(f'<figure><img alt="{esc(str(block[2]))}" src="data:image/png;base64,{data}"></figure>')
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{esc(str(title))}</title><style>{_CSS}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(str(title))}</title><style>{_CSS}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def _write(path: Path, text: str) -> None:
@@ -257,14 +323,17 @@ def write_report(
     images = {
         "tradeoff": plot_tradeoff(comparison, directory / "tradeoff.png"),
         "speedup": plot_speedup_vs_target(
-            comparison, comparison.speedups_over_targets(sorted({*comparison.target_range(), comparison.target})),
-            directory / "speedup.png"),
+            comparison,
+            comparison.speedups_over_targets(sorted({*comparison.target_range(), comparison.target})),
+            directory / "speedup.png",
+        ),
         "factors": plot_factors(comparison, directory / "factors.png"),
     }
     if profiles:
         images["profiles"] = plot_profiles(profiles, directory / "profiles.png")
-    blocks = build_blocks(comparison, {k: p.name for k, p in images.items()}, title=title, notes=notes,
-                          profiles=profiles)
+    blocks = build_blocks(
+        comparison, {k: p.name for k, p in images.items()}, title=title, notes=notes, profiles=profiles
+    )
     markdown, page = directory / "report.md", directory / "report.html"
     _write(markdown, render_markdown(blocks))
     _write(page, render_html(blocks, directory))

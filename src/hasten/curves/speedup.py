@@ -136,18 +136,52 @@ def iso_quality_speedup(
 ) -> Speedup:
     """Speedup of ``recipe`` over ``baseline`` at ``target`` from each seed's first crossing."""
     reached_b, reached_r = _fraction(baseline_crossings), _fraction(recipe_crossings)
-    empty = dict(speedup=None, ci_low=None, ci_high=None, steps_factor=None, steps_factor_ci=None,
-                 time_per_step_factor=None, time_per_step_factor_ci=None, baseline_time_s=None,
-                 recipe_time_s=None, baseline_steps=None, recipe_steps=None)
+    empty = dict(
+        speedup=None,
+        ci_low=None,
+        ci_high=None,
+        steps_factor=None,
+        steps_factor_ci=None,
+        time_per_step_factor=None,
+        time_per_step_factor_ci=None,
+        baseline_time_s=None,
+        recipe_time_s=None,
+        baseline_steps=None,
+        recipe_steps=None,
+    )
     if not baseline_crossings or not recipe_crossings:
-        return Speedup(recipe, baseline, target, "not reached", **empty, baseline_reached=reached_b,
-                       recipe_reached=reached_r, note="no runs")
+        return Speedup(
+            recipe,
+            baseline,
+            target,
+            "not reached",
+            **empty,
+            baseline_reached=reached_b,
+            recipe_reached=reached_r,
+            note="no runs",
+        )
     if any(c is None for c in baseline_crossings):
-        return Speedup(recipe, baseline, target, "not reached", **empty, baseline_reached=reached_b,
-                       recipe_reached=reached_r, note=f"the baseline reached the target on {reached_b} seeds")
+        return Speedup(
+            recipe,
+            baseline,
+            target,
+            "not reached",
+            **empty,
+            baseline_reached=reached_b,
+            recipe_reached=reached_r,
+            note=f"the baseline reached the target on {reached_b} seeds",
+        )
     if any(c is None for c in recipe_crossings):
-        return Speedup(recipe, baseline, target, "not reached", **empty, baseline_reached=reached_b,
-                       recipe_reached=reached_r, note=f"reached the target on {reached_r} seeds")
+        return Speedup(
+            recipe,
+            baseline,
+            target,
+            "not reached",
+            **empty,
+            baseline_reached=reached_b,
+            recipe_reached=reached_r,
+            note=f"reached the target on {reached_r} seeds",
+        )
     base, rec = _as_rows(baseline_crossings), _as_rows(recipe_crossings)  # type: ignore[arg-type]
     t_b, s_b = base[:, 0].mean(), base[:, 1].mean()
     t_r, s_r = rec[:, 0].mean(), rec[:, 1].mean()
@@ -156,21 +190,54 @@ def iso_quality_speedup(
     per_step = float((t_b / s_b) / (t_r / s_r))
     note = ""
     if len(base) < 2 or len(rec) < 2:
-        return Speedup(recipe, baseline, target, "no measurable speedup", value, None, None, steps_factor, None,
-                       per_step, None, float(t_b), float(t_r), float(s_b), float(s_r), reached_b, reached_r,
-                       note="one seed on a side: no confidence interval; run 2 or more seeds")
+        return Speedup(
+            recipe,
+            baseline,
+            target,
+            "no measurable speedup",
+            value,
+            None,
+            None,
+            steps_factor,
+            None,
+            per_step,
+            None,
+            float(t_b),
+            float(t_r),
+            float(s_b),
+            float(s_r),
+            reached_b,
+            reached_r,
+            note="one seed on a side: no confidence interval; run 2 or more seeds",
+        )
     if min(len(base), len(rec)) < 3:
-        note = ("2 seeds: the interval is the range over seed pairs and is coarse; run 5 or more seeds "
-                "for a firm one")
+        note = "2 seeds: the interval is the range over seed pairs and is coarse; run 5 or more seeds for a firm one"
     elif min(len(base), len(rec)) < 5:
         note = "fewer than 5 seeds: the interval is somewhat narrow; run 5 or more for a firm one"
     options = dict(samples=samples, confidence=confidence, seed=seed)
     low, high = bootstrap_ratio(base, rec, _ratio_of_means(0), **options)
     steps_ci = bootstrap_ratio(base, rec, _ratio_of_means(1), **options)
     per_step_ci = bootstrap_ratio(base, rec, _time_per_step_ratio, **options)
-    return Speedup(recipe, baseline, target, classify(low, high), value, low, high, steps_factor, steps_ci,
-                   per_step, per_step_ci, float(t_b), float(t_r), float(s_b), float(s_r), reached_b, reached_r,
-                   note=note)
+    return Speedup(
+        recipe,
+        baseline,
+        target,
+        classify(low, high),
+        value,
+        low,
+        high,
+        steps_factor,
+        steps_ci,
+        per_step,
+        per_step_ci,
+        float(t_b),
+        float(t_r),
+        float(s_b),
+        float(s_r),
+        reached_b,
+        reached_r,
+        note=note,
+    )
 
 
 @dataclass(frozen=True)
@@ -209,6 +276,7 @@ def quality_gain_at_time(
     def difference(b: np.ndarray, r: np.ndarray) -> np.ndarray:
         return sign * (r[..., 0].mean(axis=-1) - b[..., 0].mean(axis=-1))
 
-    low, high = bootstrap_ratio(np.array(base)[:, None], np.array(rec)[:, None], difference,
-                                samples=samples, confidence=confidence, seed=seed)
+    low, high = bootstrap_ratio(
+        np.array(base)[:, None], np.array(rec)[:, None], difference, samples=samples, confidence=confidence, seed=seed
+    )
     return QualityGain(time_s, gain, low, high, min(len(base), len(rec)))

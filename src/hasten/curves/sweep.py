@@ -86,8 +86,10 @@ def parse_budgets(budgets: str | Sequence[str]) -> list[str]:
         raise ConfigError("no budgets given", "pass --budgets like 2ep,4ep,8ep")
     units = {t.unit for t in parsed}
     if len(units) > 1:
-        raise ConfigError(f"budgets mix units ({', '.join(sorted(u.value for u in units))})",
-                          "give every budget in one unit, e.g. 2ep,4ep,8ep")
+        raise ConfigError(
+            f"budgets mix units ({', '.join(sorted(u.value for u in units))})",
+            "give every budget in one unit, e.g. 2ep,4ep,8ep",
+        )
     return [str(t) for t in sorted(set(parsed), key=lambda t: t.value)]
 
 
@@ -148,8 +150,14 @@ ORDERS = ("interleaved", "grouped")
 
 
 def plan_sweep(
-    workload: str, recipes: Sequence[str], budgets: Sequence[str], seeds: Sequence[int], *,
-    cyclic: bool = False, t_mult: float = 2.0, order: str = "interleaved",
+    workload: str,
+    recipes: Sequence[str],
+    budgets: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    cyclic: bool = False,
+    t_mult: float = 2.0,
+    order: str = "interleaved",
 ) -> list[SweepPoint]:
     """Every point of the sweep, in the order they are run.
 
@@ -163,8 +171,9 @@ def plan_sweep(
         raise ConfigError(f"unknown sweep order {order!r}", f"use one of {', '.join(ORDERS)}")
     if cyclic:
         cycles, warmup = cyclic_layout(budgets, t_mult)
-        blocks = [[SweepPoint(workload, r, budgets[-1], s, "cyclic", cycles, t_mult, warmup) for r in recipes]
-                  for s in seeds]
+        blocks = [
+            [SweepPoint(workload, r, budgets[-1], s, "cyclic", cycles, t_mult, warmup) for r in recipes] for s in seeds
+        ]
     else:
         blocks = [[SweepPoint(workload, r, b, s) for r in recipes] for s in seeds for b in budgets]
     if order == "grouped":
@@ -202,8 +211,13 @@ def find_done(store: RunStore, point: SweepPoint) -> RunRecord | None:
 
 # ---------------------------------------------------------------------------- running
 def run_point(
-    point: SweepPoint, store: RunStore, *, device: str = "auto", data_dir: str | None = None,
-    callbacks: Sequence[Callback] = (), eval_interval: Any = None,
+    point: SweepPoint,
+    store: RunStore,
+    *,
+    device: str = "auto",
+    data_dir: str | None = None,
+    callbacks: Sequence[Callback] = (),
+    eval_interval: Any = None,
 ) -> Outcome:
     """Train one point into ``store`` (the one path: ``build_trainer``)."""
     from hasten.workloads.runner import build_trainer
@@ -218,9 +232,16 @@ def run_point(
     else:
         options["methods"] = split_recipe(point.recipe)
     trainer = build_trainer(
-        point.workload, duration=point.duration, seed=point.seed, device=device,
-        data_dir=data_dir, store=store, callbacks=list(callbacks), schedule=point.schedule,
-        eval_interval=eval_interval, **options,
+        point.workload,
+        duration=point.duration,
+        seed=point.seed,
+        device=device,
+        data_dir=data_dir,
+        store=store,
+        callbacks=list(callbacks),
+        schedule=point.schedule,
+        eval_interval=eval_interval,
+        **options,
     )
     result = trainer.fit()
     metric = trainer.state.run_info.get("metric", "")
@@ -257,16 +278,25 @@ class SweepProgress:
                 TimeElapsedColumn,
             )
 
-            self._bar = Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
-                                 console=Console(file=self.stream))
+            self._bar = Progress(
+                TextColumn("[bold]sweep"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+                console=Console(file=self.stream),
+            )
             self._bar.start()
             self._task = self._bar.add_task("sweep", total=total, info="")
 
     def advance(self, outcome: Outcome) -> None:
         self.done += 1
         quality = "" if outcome.quality is None else f" {outcome.metric} {outcome.quality:.4f}"
-        verb = "already in the store" if outcome.status == "skipped" else f"{outcome.status} in {outcome.train_time_s:.1f}s"
+        verb = (
+            "already in the store"
+            if outcome.status == "skipped"
+            else f"{outcome.status} in {outcome.train_time_s:.1f}s"
+        )
         line = f"[{self.done}/{self.total}] {outcome.point.describe()}: {verb}{quality}"
         if self._bar is not None:
             self._bar.update(self._task, completed=self.done, info=line.split("] ", 1)[1])
@@ -315,8 +345,9 @@ def run_sweep(
         else:
             threads = max(1, (os.cpu_count() or 1) // jobs)
             with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(_worker, p, str(Path(store.path).resolve()), device, data_dir, threads)
-                           for p in todo]
+                futures = [
+                    pool.submit(_worker, p, str(Path(store.path).resolve()), device, data_dir, threads) for p in todo
+                ]
                 try:
                     for future in as_completed(futures):
                         outcome = future.result()

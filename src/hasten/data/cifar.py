@@ -29,24 +29,33 @@ MEAN = (125.3, 123.0, 113.9)
 STD = (63.0, 62.1, 66.7)
 
 JPEG_FILES = {
-    "train": DataFile("cifar10-jpeg/train.tar", size=77_240_320,
-                      sha256="7a6ca90c4be3f975a4288cb27397b1b68dbb206b78705202043e0a7e610a0cf4"),
-    "test": DataFile("cifar10-jpeg/test.tar", size=15_462_400,
-                     sha256="4d3f5584bfe0a58112f8208f07dc99f96810f1c7cbb1a3a01fbc8bcca879d27e"),
+    "train": DataFile(
+        "cifar10-jpeg/train.tar",
+        size=77_240_320,
+        sha256="7a6ca90c4be3f975a4288cb27397b1b68dbb206b78705202043e0a7e610a0cf4",
+    ),
+    "test": DataFile(
+        "cifar10-jpeg/test.tar",
+        size=15_462_400,
+        sha256="4d3f5584bfe0a58112f8208f07dc99f96810f1c7cbb1a3a01fbc8bcca879d27e",
+    ),
 }
 PYTHON_ARCHIVE = DataFile(
-    "cifar10/cifar-10-python.tar.gz", size=170_498_071,
+    "cifar10/cifar-10-python.tar.gz",
+    size=170_498_071,
     sha256="6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
     urls=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
 )
 PYTHON_FOLDER = "cifar-10-batches-py"
 # md5 of each official batch file (published with torchvision's CIFAR10 loader).
 PYTHON_BATCHES = {
-    "train": (("data_batch_1", "c99cafc152244af753f735de768cd75f"),
-              ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
-              ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
-              ("data_batch_4", "634d18415352ddfa80567beed471001a"),
-              ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb")),
+    "train": (
+        ("data_batch_1", "c99cafc152244af753f735de768cd75f"),
+        ("data_batch_2", "d4bba439e000b95fd0a9bffe97cbabec"),
+        ("data_batch_3", "54ebc095f3ab1f0389bbae665268c751"),
+        ("data_batch_4", "634d18415352ddfa80567beed471001a"),
+        ("data_batch_5", "482c414d41f54cd18b22e5b47cb7c3cb"),
+    ),
     "test": (("test_batch", "40351d587109b95175f43aff81a1287e"),),
 }
 SPLITS = ("train", "test")
@@ -56,8 +65,10 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Builds dicts, lists, bytes, numbers and numpy arrays; refuses every other class."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
     }
 
     def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
@@ -74,11 +85,15 @@ def read_python_batch(path: str | os.PathLike) -> dict[str, np.ndarray]:
         data = np.asarray(raw[b"data"], dtype=np.uint8)
         labels = np.asarray(raw[b"labels"], dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise DataError(f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})",
-                        "it is damaged or another file; fetch the official archive again") from exc
+        raise DataError(
+            f"{path} is not a CIFAR-10 python batch ({type(exc).__name__}: {exc})",
+            "it is damaged or another file; fetch the official archive again",
+        ) from exc
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(data) != len(labels):
-        raise DataError(f"{path} holds data of shape {data.shape} and {len(labels)} labels, expected (N, 3072) and N",
-                        "it is damaged or another file; fetch the official archive again")
+        raise DataError(
+            f"{path} holds data of shape {data.shape} and {len(labels)} labels, expected (N, 3072) and N",
+            "it is damaged or another file; fetch the official archive again",
+        )
     if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES)):
         raise DataError(f"{path} has labels outside 0-9", "it is damaged or another file")
     return {"images": data.reshape(-1, 3, 32, 32), "labels": labels}
@@ -128,8 +143,10 @@ def decode_jpeg_split(archive: str | os.PathLike, split: str, source_digest: str
     def decode() -> dict[str, np.ndarray]:
         index = index_image_folder(archive, split)
         if index.classes != CLASSES:
-            raise DataError(f"{archive} has classes {', '.join(index.classes)}, not the ten CIFAR-10 classes",
-                            "point --data-dir at the CIFAR-10 JPEG copy")
+            raise DataError(
+                f"{archive} has classes {', '.join(index.classes)}, not the ten CIFAR-10 classes",
+                "point --data-dir at the CIFAR-10 JPEG copy",
+            )
         return decode_image_folder(index)
 
     arrays = cached_arrays(f"cifar10-jpeg-{split}", source_digest, decode)

@@ -57,11 +57,15 @@ def _download_one(url: str, spec: DataFile, dest: Path, *, quiet: bool) -> Path:
                 if hasher is not None:
                     hasher.update(block)
         if spec.size is not None and received != spec.size:
-            raise DataError(f"download of {spec.name} from {url} gave {received:,} bytes, expected {spec.size:,}",
-                            "the connection broke or the server sent another file; try again")
+            raise DataError(
+                f"download of {spec.name} from {url} gave {received:,} bytes, expected {spec.size:,}",
+                "the connection broke or the server sent another file; try again",
+            )
         if hasher is not None and hasher.hexdigest() != expected:
-            raise DataError(f"download of {spec.name} from {url} fails its {algorithm} check",
-                            "the server sent a different file; nothing was kept")
+            raise DataError(
+                f"download of {spec.name} from {url} fails its {algorithm} check",
+                "the server sent a different file; nothing was kept",
+            )
         os.replace(temporary, dest)
     finally:
         Path(temporary).unlink(missing_ok=True)
@@ -73,15 +77,21 @@ def _member_target(member: tarfile.TarInfo, root: Path) -> Path | None:
     name = PurePosixPath(member.name)
     drive = bool(name.parts) and ":" in name.parts[0]
     if name.is_absolute() or ".." in name.parts or member.name.startswith(("/", "\\")) or drive:
-        raise DataError(f"archive member {member.name!r} points outside the extraction folder",
-                        "the archive is damaged or malicious; delete it")
+        raise DataError(
+            f"archive member {member.name!r} points outside the extraction folder",
+            "the archive is damaged or malicious; delete it",
+        )
     if member.issym() or member.islnk() or member.isdev() or member.isfifo():
-        raise DataError(f"archive member {member.name!r} is a link or device, which hasten never extracts",
-                        "the archive is not an official data file; delete it")
+        raise DataError(
+            f"archive member {member.name!r} is a link or device, which hasten never extracts",
+            "the archive is not an official data file; delete it",
+        )
     target = (root / Path(*name.parts)).resolve() if name.parts else root
     if target != root and root not in target.parents:
-        raise DataError(f"archive member {member.name!r} points outside the extraction folder",
-                        "the archive is damaged or malicious; delete it")
+        raise DataError(
+            f"archive member {member.name!r} points outside the extraction folder",
+            "the archive is damaged or malicious; delete it",
+        )
     return target if (member.isfile() or member.isdir()) else None
 
 
@@ -115,8 +125,9 @@ def safe_extract(archive: Path, dest: Path) -> Path:
                 shutil.rmtree(target)
             os.replace(entry, target)
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise DataError(f"cannot extract {archive}: {exc}",
-                        "the archive is damaged; delete it and fetch it again") from exc
+        raise DataError(
+            f"cannot extract {archive}: {exc}", "the archive is damaged; delete it and fetch it again"
+        ) from exc
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

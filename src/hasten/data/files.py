@@ -95,8 +95,9 @@ def verify(path: Path, spec: DataFile) -> Path:
         algorithm, expected = ("sha256", spec.sha256) if spec.sha256 else ("md5", spec.md5 or "")
         actual = digest(path, algorithm)
         if actual != expected:
-            raise DataError(f"{path} fails its {algorithm} check (got {actual[:12]}..., expected {expected[:12]}...)",
-                            fix)
+            raise DataError(
+                f"{path} fails its {algorithm} check (got {actual[:12]}..., expected {expected[:12]}...)", fix
+            )
     return path
 
 

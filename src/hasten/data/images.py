@@ -82,8 +82,11 @@ def index_image_folder(source: str | os.PathLike, split: str) -> ImageIndex:
             raise DataError(f"{source} has no {split}/ folder", f"lay the images out as {split}/<class>/<file>.jpg")
         for class_dir in base.iterdir():
             if class_dir.is_dir():
-                found += [(class_dir.name, f"{split}/{class_dir.name}/{f.name}", -1, -1)
-                          for f in class_dir.iterdir() if f.name.lower().endswith(IMAGE_SUFFIXES)]
+                found += [
+                    (class_dir.name, f"{split}/{class_dir.name}/{f.name}", -1, -1)
+                    for f in class_dir.iterdir()
+                    if f.name.lower().endswith(IMAGE_SUFFIXES)
+                ]
     elif source.is_file():
         try:
             with tarfile.open(source) as archive:
@@ -140,9 +143,11 @@ def decode_image_folder(index: ImageIndex, mode: str = "RGB") -> dict[str, np.nd
         if images is None:
             images = np.empty((len(index.entries), *array.shape), dtype=np.uint8)
         if array.shape != images.shape[1:]:
-            raise DataError(f"{entry.name} is {array.shape[2]}x{array.shape[1]}, the others are "
-                            f"{images.shape[3]}x{images.shape[2]}",
-                            "resize the images to one size, or use the streaming loader with a resize")
+            raise DataError(
+                f"{entry.name} is {array.shape[2]}x{array.shape[1]}, the others are "
+                f"{images.shape[3]}x{images.shape[2]}",
+                "resize the images to one size, or use the streaming loader with a resize",
+            )
         images[position[entry.name]] = array
     labels = np.array([entry.label for entry in index.entries], dtype=np.int64)
     assert images is not None  # index_image_folder never returns an empty index

@@ -67,8 +67,9 @@ def fixed_masked_split(
     if n < 1:
         raise ConfigError(f"{len(tokens)} tokens are too few for one window of {context}", "use a shorter context")
     generator = torch.Generator().manual_seed(seed)
-    return mask_tokens(tokens[: n * context].view(n, context), rate, mask_id=mask_id, vocab_size=vocab_size,
-                       generator=generator)
+    return mask_tokens(
+        tokens[: n * context].view(n, context), rate, mask_id=mask_id, vocab_size=vocab_size, generator=generator
+    )
 
 
 class MaskedWindows(RandomWindows):
@@ -98,6 +99,13 @@ class MaskedWindows(RandomWindows):
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for index in range(start, len(self)):
-            windows = self.tokens[self.offsets(epoch, index).to(self.tokens.device)[:, None] + self._span[:-1]]  # no next-token shift
-            yield mask_tokens(windows, self.mask_rate, mask_id=self.mask_id, vocab_size=self.vocab_size,
-                              generator=self.corruption_generator(epoch, index))
+            windows = self.tokens[
+                self.offsets(epoch, index).to(self.tokens.device)[:, None] + self._span[:-1]
+            ]  # no next-token shift
+            yield mask_tokens(
+                windows,
+                self.mask_rate,
+                mask_id=self.mask_id,
+                vocab_size=self.vocab_size,
+                generator=self.corruption_generator(epoch, index),
+            )

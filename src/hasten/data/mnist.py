@@ -22,8 +22,11 @@ from hasten.data.images import ImageSet
 from hasten.errors import DataError
 
 # Official address first; the two mirrors serve byte-identical files (same sha256).
-_BASES = ("http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/",
-          "https://storage.googleapis.com/cvdf-datasets/mnist/")
+_BASES = (
+    "http://yann.lecun.com/exdb/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
 
 
 def _file(name: str, size: int, sha256: str) -> DataFile:
@@ -32,13 +35,15 @@ def _file(name: str, size: int, sha256: str) -> DataFile:
 
 FILES = {
     "train": (
-        _file("train-images-idx3-ubyte.gz", 9_912_422,
-              "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"),
+        _file(
+            "train-images-idx3-ubyte.gz", 9_912_422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609"
+        ),
         _file("train-labels-idx1-ubyte.gz", 28_881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c"),
     ),
     "test": (
-        _file("t10k-images-idx3-ubyte.gz", 1_648_877,
-              "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"),
+        _file(
+            "t10k-images-idx3-ubyte.gz", 1_648_877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6"
+        ),
         _file("t10k-labels-idx1-ubyte.gz", 4_542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"),
     ),
 }
@@ -69,8 +74,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise DataError(f"{path} holds {len(raw) - header:,} bytes of values, its header promises {expected:,}",
-                        "it is truncated or damaged; fetch it again")
+        raise DataError(
+            f"{path} holds {len(raw) - header:,} bytes of values, its header promises {expected:,}",
+            "it is truncated or damaged; fetch it again",
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -81,6 +88,8 @@ def load_mnist(split: str, data_dir: str | os.PathLike | None = None) -> ImageSe
     image_file, label_file = (files.fetch(spec, data_dir, dataset="MNIST") for spec in FILES[split])
     images, labels = read_idx(image_file), read_idx(label_file)
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"{image_file} and {label_file} do not match ({images.shape} images, {labels.shape} labels)",
-                        "fetch the official MNIST files")
+        raise DataError(
+            f"{image_file} and {label_file} do not match ({images.shape} images, {labels.shape} labels)",
+            "fetch the official MNIST files",
+        )
     return ImageSet(images[:, None].copy(), labels.astype(np.int64), CLASSES, f"mnist:{image_file.parent}")

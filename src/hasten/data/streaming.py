@@ -91,8 +91,9 @@ class LoaderBatches:
         plan = [order[i * self.batch_size : (i + 1) * self.batch_size].tolist() for i in range(start, len(self))]
         if not plan:
             return
-        loader = DataLoader(self.dataset, batch_sampler=plan, num_workers=self.num_workers,
-                            pin_memory=self.device.type == "cuda")
+        loader = DataLoader(
+            self.dataset, batch_sampler=plan, num_workers=self.num_workers, pin_memory=self.device.type == "cuda"
+        )
         for x, y in loader:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             if self.transform is not None:

@@ -23,7 +23,8 @@ from hasten.data.files import DataFile
 from hasten.errors import DataError
 
 TINY_SHAKESPEARE = DataFile(
-    "tinyshakespeare/input.txt", size=1_115_394,
+    "tinyshakespeare/input.txt",
+    size=1_115_394,
     sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed",
     urls=("https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",),
     bundled="tinyshakespeare.txt.gz",
@@ -51,15 +52,17 @@ class CharVocab:
             ids = table[np.frombuffer(text.encode(), dtype=np.uint8)]
             if len(ids) and ids.min() < 0:
                 unknown = text[int(np.argmin(ids))]
-                raise DataError(f"character {unknown!r} is not in the vocabulary",
-                                "build the vocabulary from this text")
+                raise DataError(
+                    f"character {unknown!r} is not in the vocabulary", "build the vocabulary from this text"
+                )
             return torch.from_numpy(ids)
         index = {c: i for i, c in enumerate(self.symbols)}
         try:
             return torch.tensor([index[c] for c in text], dtype=torch.int64)
         except KeyError as exc:
-            raise DataError(f"character {exc.args[0]!r} is not in the vocabulary",
-                            "build the vocabulary from this text") from exc
+            raise DataError(
+                f"character {exc.args[0]!r} is not in the vocabulary", "build the vocabulary from this text"
+            ) from exc
 
     def decode(self, ids: torch.Tensor | list[int]) -> str:
         return "".join(self.symbols[int(i)] for i in ids)
@@ -81,8 +84,9 @@ def read_text(path: str | os.PathLike) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                        "pass a plain text file") from exc
+        raise DataError(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})", "pass a plain text file"
+        ) from exc
     if not text:
         raise DataError(f"{path} is empty", "pass a text file with content")
     return text

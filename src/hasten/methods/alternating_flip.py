@@ -113,8 +113,7 @@ class AlternatingFlip(Algorithm):
                 f"alternating_flip: the source's sample indices do not match batch {index} of epoch {epoch}",
                 "apply alternating_flip to the batches exactly as the source yields them",
             )
-        state.inputs = alternating_flip_batch(state.inputs, indices, epoch,
-                                              self._first_flips)  # type: ignore[arg-type]  # set at the first batch
+        state.inputs = alternating_flip_batch(state.inputs, indices, epoch, self._first_flips)  # type: ignore[arg-type]  # set at the first batch
 
 
 register(

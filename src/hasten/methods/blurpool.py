@@ -48,8 +48,9 @@ def binomial_filter(size: int) -> torch.Tensor:
     return (kernel / kernel.sum()).float()
 
 
-def blur_2d(x: torch.Tensor, kernel: torch.Tensor, stride: int | tuple[int, int] = 1,
-            padding_mode: str = "reflect") -> torch.Tensor:
+def blur_2d(
+    x: torch.Tensor, kernel: torch.Tensor, stride: int | tuple[int, int] = 1, padding_mode: str = "reflect"
+) -> torch.Tensor:
     """Blur each channel of ``x`` with ``kernel`` (k x k or C x 1 x k x k), then keep every
     ``stride``-th pixel. Padding of ``k - 1`` keeps ``ceil(size / stride)`` outputs per side."""
     channels = x.shape[1]
@@ -72,8 +73,9 @@ def blur_2d(x: torch.Tensor, kernel: torch.Tensor, stride: int | tuple[int, int]
 class BlurPool2d(nn.Module):
     """Blur then subsample by ``stride``: Zhang's anti-aliased replacement for plain subsampling."""
 
-    def __init__(self, channels: int, stride: int | tuple[int, int] = 2, filter_size: int = 3,
-                 padding_mode: str = "reflect") -> None:
+    def __init__(
+        self, channels: int, stride: int | tuple[int, int] = 2, filter_size: int = 3, padding_mode: str = "reflect"
+    ) -> None:
         super().__init__()
         if padding_mode not in PADDING_MODES:
             raise ConfigError(f"unknown blur padding_mode {padding_mode!r}", f"use one of {', '.join(PADDING_MODES)}")
@@ -81,8 +83,9 @@ class BlurPool2d(nn.Module):
         self.stride = stride
         self.padding_mode = padding_mode
         kernel = binomial_filter(filter_size)
-        self.register_buffer("kernel", kernel.view(1, 1, filter_size, filter_size).repeat(channels, 1, 1, 1),
-                             persistent=False)
+        self.register_buffer(
+            "kernel", kernel.view(1, 1, filter_size, filter_size).repeat(channels, 1, 1, 1), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return blur_2d(x, self.kernel, self.stride, self.padding_mode)
@@ -100,8 +103,9 @@ class BlurMaxPool2d(nn.Module):
         self.stride = pool.stride
         self.filter_size = filter_size
         self.padding_mode = padding_mode
-        self.register_buffer("kernel", binomial_filter(filter_size).view(1, 1, filter_size, filter_size),
-                             persistent=False)
+        self.register_buffer(
+            "kernel", binomial_filter(filter_size).view(1, 1, filter_size, filter_size), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dense = F.max_pool2d(x, self.kernel_size, stride=1, padding=self.padding, dilation=self.dilation)
@@ -115,8 +119,9 @@ class BlurConv2d(nn.Module):
     """A strided conv with a blur in front (``blur_first``) or a blur-subsample behind it.
     The original conv is kept as ``.conv`` with its parameters."""
 
-    def __init__(self, conv: nn.Conv2d, blur_first: bool = True, filter_size: int = 3,
-                 padding_mode: str = "reflect") -> None:
+    def __init__(
+        self, conv: nn.Conv2d, blur_first: bool = True, filter_size: int = 3, padding_mode: str = "reflect"
+    ) -> None:
         super().__init__()
         self.blur_first = blur_first
         self.stride = conv.stride
@@ -182,9 +187,17 @@ class BlurPool(Algorithm):
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 50
 
-    def __init__(self, replace_convs: bool = True, replace_maxpools: bool = True, blur_first: bool = True,
-                 min_channels: int = 16, filter_size: int = 3, padding_mode: str = "reflect", *,
-                 predicate: Predicate | None = None) -> None:
+    def __init__(
+        self,
+        replace_convs: bool = True,
+        replace_maxpools: bool = True,
+        blur_first: bool = True,
+        min_channels: int = 16,
+        filter_size: int = 3,
+        padding_mode: str = "reflect",
+        *,
+        predicate: Predicate | None = None,
+    ) -> None:
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {', '.join(PADDING_MODES)}, got {padding_mode!r}")
         if not 1 <= filter_size <= 7:
@@ -201,11 +214,23 @@ class BlurPool(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        count = apply_blurpool(state.model, self.replace_convs, self.replace_maxpools, self.blur_first,
-                               self.min_channels, self.filter_size, self.padding_mode, self._predicate,
-                               state.optimizer)
-        require_some(count, self.name, f"strided Conv2d (>= {self.min_channels} input channels) or downsampling "
-                     "MaxPool2d", "blurpool only helps convolutional nets that downsample; drop it for this model")
+        count = apply_blurpool(
+            state.model,
+            self.replace_convs,
+            self.replace_maxpools,
+            self.blur_first,
+            self.min_channels,
+            self.filter_size,
+            self.padding_mode,
+            self._predicate,
+            state.optimizer,
+        )
+        require_some(
+            count,
+            self.name,
+            f"strided Conv2d (>= {self.min_channels} input channels) or downsampling MaxPool2d",
+            "blurpool only helps convolutional nets that downsample; drop it for this model",
+        )
 
 
 CARD = MethodCard(
@@ -217,12 +242,12 @@ CARD = MethodCard(
     bottleneck=("compute",),
     paper=Paper("Richard Zhang", 2019, "Making Convolutional Networks Shift-Invariant Again", "1904.11486"),
     export="cannot be removed: the trained weights expect the blur. The surgered model uses only standard ops "
-           "(a depthwise conv2d and pad), so it is exported as it is.",
+    "(a depthwise conv2d and pad), so it is exported as it is.",
     not_worth_it="nets without downsampling, or whose only strided conv is the RGB stem (below min_channels); "
-                 "very short runs, where the extra depthwise convs cost more than the accuracy gained. "
-                 "blur_first=False multiplies the replaced convs' work by stride^2.",
+    "very short runs, where the extra depthwise convs cost more than the accuracy gained. "
+    "blur_first=False multiplies the replaced convs' work by stride^2.",
     effect="more accuracy per step (better shift invariance) for a few percent more work per step. Pads by "
-           "reflection like Zhang's reference code; Composer pads with zeros (padding_mode=zeros reproduces it)",
+    "reflection like Zhang's reference code; Composer pads with zeros (padding_mode=zeros reproduces it)",
     applies_to=("image",),
     needs=("downsampling",),
     functional=("apply_blurpool", "blur_2d", "binomial_filter"),

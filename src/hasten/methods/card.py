@@ -25,7 +25,7 @@ class Paper:
 
     def __str__(self) -> str:
         ref = f", arXiv:{self.arxiv}" if self.arxiv else ""
-        return f"{self.authors} ({self.year}), \"{self.title}\"{ref}"
+        return f'{self.authors} ({self.year}), "{self.title}"{ref}'
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ from hasten.methods.registry import MethodEntry, all_methods
 
 RESULTS_PATH = Path(__file__).parent / "results.json"
 RESULT_FIELDS = ("workload", "speedup", "ci_low", "ci_high", "status", "machine", "date", "command")
-DOCS_NOTE = ("<!-- Generated from the method cards by docs/generate_method_docs.py "
-             "(or `hasten methods --markdown COMPONENT`). Edit the cards, not this file. -->")
+DOCS_NOTE = (
+    "<!-- Generated from the method cards by docs/generate_method_docs.py "
+    "(or `hasten methods --markdown COMPONENT`). Edit the cards, not this file. -->"
+)
 COMPONENT_SCOPE = {
     "data": "which samples, which inputs, their size, order, labels and augmentation",
     "model": "architecture, parameters, initialization, numerics and layout",
@@ -33,12 +35,15 @@ def load_results(path: str | Path | None = None) -> dict[str, list[dict[str, Any
     try:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})",
-                          "rerun the benchmark that writes it") from None
-    if not isinstance(data, dict) or not all(isinstance(v, list) and all(isinstance(r, dict) for r in v)
-                                             for v in data.values()):
-        raise ConfigError(f"{path} must map method names to lists of result objects",
-                          f"each result has {', '.join(RESULT_FIELDS)}")
+        raise ConfigError(
+            f"{path} is not valid JSON ({exc.msg}, line {exc.lineno})", "rerun the benchmark that writes it"
+        ) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(v, list) and all(isinstance(r, dict) for r in v) for v in data.values()
+    ):
+        raise ConfigError(
+            f"{path} must map method names to lists of result objects", f"each result has {', '.join(RESULT_FIELDS)}"
+        )
     return data
 
 
@@ -47,16 +52,18 @@ def _check(value: str | None, accepted: Sequence[str], what: str) -> None:
         raise ConfigError(f"unknown {what} {value!r}", f"accepted: {', '.join(accepted)}")
 
 
-def select(component: str | None = None, action: str | None = None,
-           bottleneck: str | None = None) -> list[MethodEntry]:
+def select(component: str | None = None, action: str | None = None, bottleneck: str | None = None) -> list[MethodEntry]:
     """The registered methods matching every filter given (a bad value is one clear error)."""
     _check(component, COMPONENTS, "component")
     _check(action, ACTIONS, "action")
     _check(bottleneck, BOTTLENECKS, "bottleneck")
-    return [e for e in all_methods()
-            if (component is None or e.card.component == component)
-            and (action is None or e.card.action == action)
-            and (bottleneck is None or bottleneck in e.card.bottleneck)]
+    return [
+        e
+        for e in all_methods()
+        if (component is None or e.card.component == component)
+        and (action is None or e.card.action == action)
+        and (bottleneck is None or bottleneck in e.card.bottleneck)
+    ]
 
 
 def gap_matrix(entries: Iterable[MethodEntry]) -> dict[str, dict[str, list[str]]]:
@@ -105,8 +112,11 @@ def card_fields(card: MethodCard, results: list[dict[str, Any]] | None) -> list[
     else:
         paper = "none: an implementation-level switch" if card.implementation_level else "none given"
     conflicts = "; ".join(f"{k}: {v}" for k, v in conflicts_of(card.name).items()) or "none declared"
-    resume = ("exact: same final weights as an uninterrupted run" if card.resume
-              else f"the Trainer refuses to resume it: {card.resume_note or 'no reason given'}")
+    resume = (
+        "exact: same final weights as an uninterrupted run"
+        if card.resume
+        else f"the Trainer refuses to resume it: {card.resume_note or 'no reason given'}"
+    )
     example = ",".join(f"{k}={v}" for k, v in card.defaults.items())
     rows = [
         ("summary", card.summary),
@@ -139,15 +149,24 @@ def component_markdown(component: str) -> str:
     with every benchmark run and live in ``hasten methods NAME``, so the pages stay card-only)."""
     _check(component, COMPONENTS, "component")
     entries = select(component=component)
-    lines = [f"# {component.capitalize()} methods", "", DOCS_NOTE, "",
-             f"The {component} component: {COMPONENT_SCOPE[component]}. "
-             f"{len(entries)} method{'s' if len(entries) != 1 else ''}. Actions: {', '.join(ACTIONS)}. Mechanisms: "
-             "step-cost (cheaper steps), step-count (fewer steps), both, memory. "
-             "Measured speedups: `hasten methods NAME`.", ""]
+    lines = [
+        f"# {component.capitalize()} methods",
+        "",
+        DOCS_NOTE,
+        "",
+        f"The {component} component: {COMPONENT_SCOPE[component]}. "
+        f"{len(entries)} method{'s' if len(entries) != 1 else ''}. Actions: {', '.join(ACTIONS)}. Mechanisms: "
+        "step-cost (cheaper steps), step-count (fewer steps), both, memory. "
+        "Measured speedups: `hasten methods NAME`.",
+        "",
+    ]
     if entries:
         lines += ["| method | action | mechanism | bottleneck | summary |", "| --- | --- | --- | --- | --- |"]
-        lines += [f"| [{e.name}](#{e.name}) | {e.card.action} | {e.card.mechanism} | {', '.join(e.card.bottleneck)} "
-                  f"| {_cell(e.card.summary)} |" for e in entries]
+        lines += [
+            f"| [{e.name}](#{e.name}) | {e.card.action} | {e.card.mechanism} | {', '.join(e.card.bottleneck)} "
+            f"| {_cell(e.card.summary)} |"
+            for e in entries
+        ]
     for entry in entries:
         lines += ["", f"## {entry.name}", "", "| | |", "| --- | --- |"]
         fields = card_fields(entry.card, None)

@@ -70,7 +70,7 @@ CARD = MethodCard(
     paper=Paper("Vitaly Fedyunin (PyTorch)", 2020, "Channels Last Memory Format in PyTorch (tutorial)"),
     export="exact: remove_channels_last(model) restores NCHW; the weights' values never change",
     not_worth_it="models without 4-D convolutions (nothing to convert); fp32 on GPUs without tensor cores; "
-                 "models whose custom ops lack NHWC kernels, which convert back and forth and can end up slower.",
+    "models whose custom ops lack NHWC kernels, which convert back and forth and can end up slower.",
     effect="fewer layout transposes around convolutions: less memory traffic per step, same number of steps",
     applies_to=("image",),
     needs=("conv2d",),

@@ -61,9 +61,13 @@ class ColOut(Algorithm):
 
     def apply(self, event: Event, state: State) -> None:
         if event is Event.FIT_START:  # a model that needs full-size images fails here, not mid-step
-            require_smaller_images_fit(state.model, state.train_data,
-                                       lambda h, w: (kept_count(h, self.p_row), kept_count(w, self.p_col)),
-                                       self.name, state.device)
+            require_smaller_images_fit(
+                state.model,
+                state.train_data,
+                lambda h, w: (kept_count(h, self.p_row), kept_count(w, self.p_col)),
+                self.name,
+                state.device,
+            )
             return
         state.inputs = colout_batch(state.inputs, self.p_row, self.p_col)
 

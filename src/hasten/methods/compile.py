@@ -37,15 +37,19 @@ def _reason(exc: BaseException) -> str:
     """The first line of the innermost cause, without torch's advice on verbose logging."""
     while exc.__cause__ is not None:
         exc = exc.__cause__
-    lines = [line.strip() for line in str(exc).splitlines()
-             if line.strip() and not line.strip().startswith(("Set TORCHDYNAMO_VERBOSE", "For even more"))]
+    lines = [
+        line.strip()
+        for line in str(exc).splitlines()
+        if line.strip() and not line.strip().startswith(("Set TORCHDYNAMO_VERBOSE", "For even more"))
+    ]
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _cannot_compile(exc: BaseException, backend: str | Callable) -> ConfigError:
     return ConfigError(
         f"torch.compile (backend {backend!r}) cannot compile on this machine: {_reason(exc)}",
-        "install a C/C++ compiler (gcc) for the inductor backend, use compile:backend=eager, or drop compile")
+        "install a C/C++ compiler (gcc) for the inductor backend, use compile:backend=eager, or drop compile",
+    )
 
 
 def check_compile(device: torch.device | str = "cpu", backend: str | Callable = "inductor") -> None:
@@ -62,8 +66,9 @@ def check_compile(device: torch.device | str = "cpu", backend: str | Callable = 
 class _CompiledCall:
     """What ``nn.Module.__call__`` runs once compiled; turns a compilation failure into one line."""
 
-    def __init__(self, model: nn.Module, backend: str | Callable, mode: str | None, dynamic: bool | None,
-                 fullgraph: bool) -> None:
+    def __init__(
+        self, model: nn.Module, backend: str | Callable, mode: str | None, dynamic: bool | None, fullgraph: bool
+    ) -> None:
         def call(*args: Any, **kwargs: Any) -> Any:
             return model._call_impl(*args, **kwargs)
 
@@ -77,8 +82,14 @@ class _CompiledCall:
             raise _cannot_compile(exc, self.backend) from exc
 
 
-def apply_compile(model: nn.Module, backend: str | Callable = "inductor", mode: str | None = None,
-                  dynamic: bool | None = None, fullgraph: bool = False, check: bool = True) -> nn.Module:
+def apply_compile(
+    model: nn.Module,
+    backend: str | Callable = "inductor",
+    mode: str | None = None,
+    dynamic: bool | None = None,
+    fullgraph: bool = False,
+    check: bool = True,
+) -> nn.Module:
     """Compile ``model`` in place (like ``model.compile()``) and return it. With ``check``, a
     probe compile on the model's device runs first and fails with one clear error."""
     if mode not in (None, *MODES):
@@ -86,8 +97,7 @@ def apply_compile(model: nn.Module, backend: str | Callable = "inductor", mode: 
     if check:
         reference = next(model.parameters(), None)
         check_compile(reference.device if reference is not None else "cpu", backend)
-    model._compiled_call_impl = _CompiledCall(model, backend, None if mode == "default" else mode, dynamic,
-                                              fullgraph)
+    model._compiled_call_impl = _CompiledCall(model, backend, None if mode == "default" else mode, dynamic, fullgraph)
     return model
 
 
@@ -109,8 +119,14 @@ class Compile(Algorithm):
     touches = frozenset({"model"})
     priority = 90
 
-    def __init__(self, backend: str = "inductor", mode: str = "default", dynamic: str = "auto",
-                 fullgraph: bool = False, warmup_steps: int = 1) -> None:
+    def __init__(
+        self,
+        backend: str = "inductor",
+        mode: str = "default",
+        dynamic: str = "auto",
+        fullgraph: bool = False,
+        warmup_steps: int = 1,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
         if str(dynamic).lower() not in DYNAMIC:
@@ -141,13 +157,17 @@ CARD = MethodCard(
     action="replace",
     mechanism="step-cost",
     bottleneck=("host", "memory"),
-    paper=Paper("Jason Ansel et al. (PyTorch team)", 2024, "PyTorch 2: Faster Machine Learning Through Dynamic "
-                "Python Bytecode Transformation and Graph Compilation (ASPLOS 2024)"),
+    paper=Paper(
+        "Jason Ansel et al. (PyTorch team)",
+        2024,
+        "PyTorch 2: Faster Machine Learning Through Dynamic "
+        "Python Bytecode Transformation and Graph Compilation (ASPLOS 2024)",
+    ),
     export="exact: remove_compile(model) restores eager execution; weights and state-dict keys never change",
     not_worth_it="short runs, where compile warm-up (seconds to minutes, excluded from training time but paid in "
-                 "wall-clock) exceeds the savings; inputs whose shapes keep changing (progressive resizing, "
-                 "sequence-length warmup), which recompile; methods that flip requires_grad mid-run "
-                 "(layer_freezing, refused). On CPU, inductor needs a C++ compiler.",
+    "wall-clock) exceeds the savings; inputs whose shapes keep changing (progressive resizing, "
+    "sequence-length warmup), which recompile; methods that flip requires_grad mid-run "
+    "(layer_freezing, refused). On CPU, inductor needs a C++ compiler.",
     effect="fewer, fused kernels: less host overhead and memory traffic per step; same number of steps",
     applies_to=("any",),
     implementation_level=True,

@@ -54,10 +54,19 @@ def copy_weights(source: nn.Module, target: nn.Module) -> None:
 class ModelEmaV3(nn.Module):
     """An EMA of ``model`` kept in ``.module`` (timm's ``ModelEmaV3`` interface)."""
 
-    def __init__(self, model: nn.Module, decay: float = 0.9999, min_decay: float = 0.0, update_after_step: int = 0,
-                 use_warmup: bool = False, warmup_gamma: float = 1.0, warmup_power: float = 2 / 3,
-                 device: torch.device | str | None = None, exclude_buffers: bool = False,
-                 dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        decay: float = 0.9999,
+        min_decay: float = 0.0,
+        update_after_step: int = 0,
+        use_warmup: bool = False,
+        warmup_gamma: float = 1.0,
+        warmup_power: float = 2 / 3,
+        device: torch.device | str | None = None,
+        exclude_buffers: bool = False,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         if not 0 <= min_decay <= decay < 1:
             raise ValueError(f"need 0 <= min_decay <= decay < 1, got min_decay={min_decay}, decay={decay}")
@@ -121,8 +130,9 @@ class EMA(Algorithm):
     touches = frozenset({"model", "eval"})
     conflicts = {"swa": "both replace the evaluated and final weights with an average; use one weight average"}
 
-    def __init__(self, decay: float = 0.999, use_warmup: bool = True, update_interval: int = 1,
-                 half_life: str | None = None) -> None:
+    def __init__(
+        self, decay: float = 0.999, use_warmup: bool = True, update_interval: int = 1, half_life: str | None = None
+    ) -> None:
         if not 0 < decay < 1:
             raise ValueError(f"decay must be in (0, 1), got {decay}")
         if update_interval < 1:
@@ -162,8 +172,12 @@ class EMA(Algorithm):
 
     def _start(self, state: State) -> None:
         low_precision = any(p.is_floating_point() and p.element_size() < 4 for p in state.model.parameters())
-        self.ema = ModelEmaV3(state.model, decay=self._resolve_decay(state), use_warmup=self.use_warmup,
-                              dtype=torch.float32 if low_precision else None)
+        self.ema = ModelEmaV3(
+            state.model,
+            decay=self._resolve_decay(state),
+            use_warmup=self.use_warmup,
+            dtype=torch.float32 if low_precision else None,
+        )
         if self._pending is not None:  # resuming: the checkpoint was read before FIT_START
             self.ema.module.load_state_dict(self._pending["weights"])
             self._updates = int(self._pending["updates"])
@@ -175,8 +189,9 @@ class EMA(Algorithm):
         time = state.resolve(self.half_life)
         steps = time.value if time.unit is TimeUnit.BATCH else state.plan.rates.to_steps(time)  # type: ignore[union-attr]  # planned before FIT_START
         if steps <= 0:
-            raise ConfigError(f"ema half_life {self.half_life} is no training at all",
-                              "give a positive time, e.g. 0.05dur")
+            raise ConfigError(
+                f"ema half_life {self.half_life} is no training at all", "give a positive time, e.g. 0.05dur"
+            )
         return math.pow(0.5, self.update_interval / steps)
 
     def state_dict(self) -> dict[str, Any]:
@@ -193,7 +208,7 @@ register(
     MethodCard(
         name="ema",
         summary="Exponential moving average of the weights (timm's ModelEmaV3 rule); evaluation and the final "
-                "model use the average",
+        "model use the average",
         component="optimization",
         action="augment",
         mechanism="step-count",
@@ -201,12 +216,12 @@ register(
         paper=Paper("Polyak, Juditsky", 1992, "Acceleration of Stochastic Approximation by Averaging"),
         functional=("ModelEmaV3", "copy_weights"),
         effect="The averaged weights reach a given quality in fewer steps than the raw ones while the lr is "
-               "still high; Composer's ResNet recipes and airbench use it for that",
+        "still high; Composer's ResNet recipes and airbench use it for that",
         not_worth_it="Runs whose lr already decays to zero at the end (the raw weights then catch up); very "
-                     "short runs with a decay near 1 and no warm-up (the average lags); memory-bound models "
-                     "(one more copy of the weights and buffers)",
+        "short runs with a decay near 1 and no warm-up (the average lags); memory-bound models "
+        "(one more copy of the weights and buffers)",
         export="the model holds the EMA weights after fit; checkpoints hold the raw weights plus the average "
-               "under the ema method's state",
+        "under the ema method's state",
     ),
     EMA,
 )

@@ -45,8 +45,10 @@ def _conflicts(own: str) -> dict[str, str]:
     others = {name: _WHY for name in _OPTIMIZER_SWAPS if name != own}
     others["muon"] = "both replace the run's optimizer (Muon keeps fp32 weights and its own state)"
     others["sam"] = "SAM perturbs and restores the weights in their own dtype, which bf16 weights cannot undo exactly"
-    others["lookahead"] = ("Lookahead keeps its slow weights in the parameters' dtype (bf16 here) and overwrites "
-                           "the weights that FlashOptim's corrections refer to")
+    others["lookahead"] = (
+        "Lookahead keeps its slow weights in the parameters' dtype (bf16 here) and overwrites "
+        "the weights that FlashOptim's corrections refer to"
+    )
     return others
 
 
@@ -57,8 +59,14 @@ class _FlashMethod(Algorithm):
     priority = 80  # INIT: cast after other surgery has added its modules (muon, sam, lookahead are conflicts)
     flash_class: type[FlashOptimizer]
 
-    def _setup(self, lr: float | None, weight_decay: float | None, master_weight_bits: int, gradient_release: bool,
-               keep_fp32: str) -> None:
+    def _setup(
+        self,
+        lr: float | None,
+        weight_decay: float | None,
+        master_weight_bits: int,
+        gradient_release: bool,
+        keep_fp32: str,
+    ) -> None:
         if lr is not None and lr < 0:
             raise ValueError(f"lr must be >= 0, got {lr}")
         if master_weight_bits not in (0, 24, 32):
@@ -71,8 +79,11 @@ class _FlashMethod(Algorithm):
         self._release = None
         self._reported = False
         if gradient_release:  # an instance-level conflict: only release cannot clip the global norm
-            self.conflicts = {**type(self).conflicts, "gradient_clipping": "gradient release steps each parameter "
-                              "before the global gradient norm is known; drop one of them"}
+            self.conflicts = {
+                **type(self).conflicts,
+                "gradient_clipping": "gradient release steps each parameter "
+                "before the global gradient norm is known; drop one of them",
+            }
 
     # ----------------------------------------------------------- hyperparameters
     def _matching_class(self, base: torch.optim.Optimizer) -> type[FlashOptimizer] | None:
@@ -107,8 +118,9 @@ class _FlashMethod(Algorithm):
         elif event is Event.FIT_START:
             self._warm_up(state)
             if self.gradient_release:
-                self._release = enable_gradient_release(state.model, state.optimizer, grad_accum=state.grad_accum,
-                                                        grad_clip_norm=state.grad_clip_norm)
+                self._release = enable_gradient_release(
+                    state.model, state.optimizer, grad_accum=state.grad_accum, grad_clip_norm=state.grad_clip_norm
+                )
         elif event is Event.BEFORE_BACKWARD:
             self._schedule_now(state)
         elif event is Event.AFTER_OPTIMIZER_STEP and not self._reported:
@@ -119,12 +131,16 @@ class _FlashMethod(Algorithm):
 
     def _init(self, state: State) -> None:
         if self.gradient_release and state.grad_accum > 1:
-            raise ConfigError(f"{self.name}: gradient release cannot accumulate gradients (grad_accum="
-                              f"{state.grad_accum})", f"use grad_accum=1 or {self.name}:gradient_release=false")
+            raise ConfigError(
+                f"{self.name}: gradient release cannot accumulate gradients (grad_accum={state.grad_accum})",
+                f"use grad_accum=1 or {self.name}:gradient_release=false",
+            )
         if self.gradient_release and state.grad_clip_norm:
-            raise ConfigError(f"{self.name}: gradient release cannot clip by the global gradient norm "
-                              f"(the workload clips at {state.grad_clip_norm})",
-                              f"use {self.name}:gradient_release=false")
+            raise ConfigError(
+                f"{self.name}: gradient release cannot clip by the global gradient norm "
+                f"(the workload clips at {state.grad_clip_norm})",
+                f"use {self.name}:gradient_release=false",
+            )
         patterns = [p for p in self.keep_fp32.split("|") if p]
         cast_model(state.model, torch.bfloat16, keep_fp32=patterns)
         replace_optimizer(state, self.build_optimizer)  # the baseline is read for its groups and settings only
@@ -178,9 +194,17 @@ class FlashAdamWMethod(_FlashMethod):
     conflicts = _conflicts("flash_adamw")
     flash_class = FlashAdamW
 
-    def __init__(self, lr: float | None = None, weight_decay: float | None = None, beta1: float | None = None,
-                 beta2: float | None = None, eps: float | None = None, master_weight_bits: int = 24,
-                 gradient_release: bool = False, keep_fp32: str = "") -> None:
+    def __init__(
+        self,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        beta1: float | None = None,
+        beta2: float | None = None,
+        eps: float | None = None,
+        master_weight_bits: int = 24,
+        gradient_release: bool = False,
+        keep_fp32: str = "",
+    ) -> None:
         self._setup(lr, weight_decay, master_weight_bits, gradient_release, keep_fp32)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
@@ -208,9 +232,16 @@ class FlashSGDMethod(_FlashMethod):
     conflicts = _conflicts("flash_sgd")
     flash_class = FlashSGD
 
-    def __init__(self, lr: float | None = None, weight_decay: float | None = None, momentum: float | None = None,
-                 nesterov: bool | None = None, master_weight_bits: int = 24, gradient_release: bool = False,
-                 keep_fp32: str = "") -> None:
+    def __init__(
+        self,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        momentum: float | None = None,
+        nesterov: bool | None = None,
+        master_weight_bits: int = 24,
+        gradient_release: bool = False,
+        keep_fp32: str = "",
+    ) -> None:
         self._setup(lr, weight_decay, master_weight_bits, gradient_release, keep_fp32)
         self.momentum, self.nesterov = momentum, _optional_bool(nesterov)
 
@@ -236,9 +267,16 @@ class FlashLionMethod(_FlashMethod):
     conflicts = _conflicts("flash_lion")
     flash_class = FlashLion
 
-    def __init__(self, lr: float | None = None, weight_decay: float | None = None, beta1: float | None = None,
-                 beta2: float | None = None, master_weight_bits: int = 24, gradient_release: bool = False,
-                 keep_fp32: str = "") -> None:
+    def __init__(
+        self,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        beta1: float | None = None,
+        beta2: float | None = None,
+        master_weight_bits: int = 24,
+        gradient_release: bool = False,
+        keep_fp32: str = "",
+    ) -> None:
         self._setup(lr, weight_decay, master_weight_bits, gradient_release, keep_fp32)
         self.beta1, self.beta2 = beta1, beta2
 
@@ -254,35 +292,71 @@ class FlashLionMethod(_FlashMethod):
         }
 
 
-_PAPER = Paper("Jose Javier Gonzalez Ortiz, Abhay Gupta, Chris Renard, ..., Davis Blalock", 2026,
-               "FlashOptim: Optimizers for Memory Efficient Training", "2602.23349")
-_EXPORT = ("parameters are bf16 with the missing bits in the optimizer: "
-           "optimizer.get_fp32_model_state_dict(model) gives an ordinary fp32 state dict")
-_NOT_WORTH = ("models whose memory is mostly activations (small CNNs, large batches) save little in total; "
-              "on CPU the update runs eagerly (~100 small ops per tensor; the compiled one measured slower) and "
-              "its step is many times slower than torch's fused AdamW; on CUDA it is compiled (first two steps "
-              "in the warmup bucket), step time not yet measured")
-_COMMON = dict(component="optimization", action="restrict", mechanism="memory", bottleneck=("memory",),
-               paper=_PAPER, export=_EXPORT, not_worth_it=_NOT_WORTH, applies_to=("any",))
+_PAPER = Paper(
+    "Jose Javier Gonzalez Ortiz, Abhay Gupta, Chris Renard, ..., Davis Blalock",
+    2026,
+    "FlashOptim: Optimizers for Memory Efficient Training",
+    "2602.23349",
+)
+_EXPORT = (
+    "parameters are bf16 with the missing bits in the optimizer: "
+    "optimizer.get_fp32_model_state_dict(model) gives an ordinary fp32 state dict"
+)
+_NOT_WORTH = (
+    "models whose memory is mostly activations (small CNNs, large batches) save little in total; "
+    "on CPU the update runs eagerly (~100 small ops per tensor; the compiled one measured slower) and "
+    "its step is many times slower than torch's fused AdamW; on CUDA it is compiled (first two steps "
+    "in the warmup bucket), step time not yet measured"
+)
+_COMMON = dict(
+    component="optimization",
+    action="restrict",
+    mechanism="memory",
+    bottleneck=("memory",),
+    paper=_PAPER,
+    export=_EXPORT,
+    not_worth_it=_NOT_WORTH,
+    applies_to=("any",),
+)
 
-register(MethodCard(
-    name="flash_adamw",
-    summary="AdamW in ~7 bytes/param: bf16 weights + int8 corrections, companded 8-bit moments",
-    effect="optimizer-related memory 16 -> 7.1 B/param (5.1 with gradient_release=true), same quality as AdamW",
-    functional=("hasten.optim.FlashAdamW", "hasten.optim.FlashAdam", "hasten.optim.cast_model",
-                "hasten.optim.enable_gradient_release", "hasten.optim.memory_report"),
-    **_COMMON), FlashAdamWMethod)
-register(MethodCard(
-    name="flash_sgd",
-    summary="SGD with momentum in ~6 bytes/param: bf16 weights + int8 corrections, companded 8-bit momentum",
-    effect="optimizer-related memory 12 -> 6.1 B/param (4.1 with gradient_release=true), same quality as SGD",
-    functional=("hasten.optim.FlashSGD", "hasten.optim.FlashSGDW", "hasten.optim.cast_model"),
-    **_COMMON), FlashSGDMethod)
-register(MethodCard(
-    name="flash_lion",
-    summary="Lion in ~6 bytes/param: bf16 weights + int8 corrections, companded 8-bit momentum",
-    effect="optimizer-related memory 12 -> 6.1 B/param (4.1 with gradient_release=true) versus fp32 Lion",
-    functional=("hasten.optim.FlashLion", "hasten.optim.cast_model"),
-    **{**_COMMON, "not_worth_it": _NOT_WORTH + ". Default lr 1e-4 (the Lion paper's advice of 3-10x below "
-       "AdamW's 1e-3; lion-pytorch and bitsandbytes use it too), where the FlashOptim authors' FlashLion "
-       "defaults to 1e-3: give lr when the run's optimizer is not Lion"}), FlashLionMethod)
+register(
+    MethodCard(
+        name="flash_adamw",
+        summary="AdamW in ~7 bytes/param: bf16 weights + int8 corrections, companded 8-bit moments",
+        effect="optimizer-related memory 16 -> 7.1 B/param (5.1 with gradient_release=true), same quality as AdamW",
+        functional=(
+            "hasten.optim.FlashAdamW",
+            "hasten.optim.FlashAdam",
+            "hasten.optim.cast_model",
+            "hasten.optim.enable_gradient_release",
+            "hasten.optim.memory_report",
+        ),
+        **_COMMON,
+    ),
+    FlashAdamWMethod,
+)
+register(
+    MethodCard(
+        name="flash_sgd",
+        summary="SGD with momentum in ~6 bytes/param: bf16 weights + int8 corrections, companded 8-bit momentum",
+        effect="optimizer-related memory 12 -> 6.1 B/param (4.1 with gradient_release=true), same quality as SGD",
+        functional=("hasten.optim.FlashSGD", "hasten.optim.FlashSGDW", "hasten.optim.cast_model"),
+        **_COMMON,
+    ),
+    FlashSGDMethod,
+)
+register(
+    MethodCard(
+        name="flash_lion",
+        summary="Lion in ~6 bytes/param: bf16 weights + int8 corrections, companded 8-bit momentum",
+        effect="optimizer-related memory 12 -> 6.1 B/param (4.1 with gradient_release=true) versus fp32 Lion",
+        functional=("hasten.optim.FlashLion", "hasten.optim.cast_model"),
+        **{
+            **_COMMON,
+            "not_worth_it": _NOT_WORTH + ". Default lr 1e-4 (the Lion paper's advice of 3-10x below "
+            "AdamW's 1e-3; lion-pytorch and bitsandbytes use it too), where the FlashOptim authors' FlashLion "
+            "defaults to 1e-3: give lr when the run's optimizer is not Lion",
+        },
+    ),
+    FlashLionMethod,
+)

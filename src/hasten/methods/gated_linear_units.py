@@ -34,27 +34,43 @@ from hasten.methods.registry import register
 from hasten.methods.surgery import Predicate, checked_predicate, replace_modules, require_some
 
 _ACTIVATIONS: dict[type, Callable[[torch.Tensor], torch.Tensor]] = {
-    nn.GELU: F.gelu, nn.ReLU: F.relu, nn.SiLU: F.silu, nn.Tanh: torch.tanh, nn.Sigmoid: torch.sigmoid,
+    nn.GELU: F.gelu,
+    nn.ReLU: F.relu,
+    nn.SiLU: F.silu,
+    nn.Tanh: torch.tanh,
+    nn.Sigmoid: torch.sigmoid,
 }
 _FUNCTIONAL_CANDIDATES: tuple[tuple[str, Callable], ...] = (
-    ("gelu", F.gelu), ("gelu_tanh", partial(F.gelu, approximate="tanh")), ("relu", F.relu), ("silu", F.silu),
+    ("gelu", F.gelu),
+    ("gelu_tanh", partial(F.gelu, approximate="tanh")),
+    ("relu", F.relu),
+    ("silu", F.silu),
 )
 
 
 def gated_hidden_size(hidden: int, hidden_ratio: float = 2 / 3, multiple_of: int = 8) -> int:
     """``hidden_ratio * hidden`` rounded up to a multiple of ``multiple_of`` (at least one)."""
     if hidden_ratio <= 0 or multiple_of < 1:
-        raise ConfigError(f"hidden_ratio must be > 0 and multiple_of >= 1, got {hidden_ratio}, {multiple_of}",
-                          "2/3 keeps the parameter count (Shazeer 2020)")
+        raise ConfigError(
+            f"hidden_ratio must be > 0 and multiple_of >= 1, got {hidden_ratio}, {multiple_of}",
+            "2/3 keeps the parameter count (Shazeer 2020)",
+        )
     return max(multiple_of, math.ceil(hidden * hidden_ratio / multiple_of) * multiple_of)
 
 
 class GatedMLP(nn.Module):
     """``dropout(W2(act(gate) * value))`` with ``[gate, value] = x W_in``: one fused input matmul."""
 
-    def __init__(self, in_features: int, hidden: int, out_features: int,
-                 activation: Callable[[torch.Tensor], torch.Tensor] = F.gelu, bias: bool = False,
-                 hidden_dropout: float = 0.0, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int,
+        out_features: int,
+        activation: Callable[[torch.Tensor], torch.Tensor] = F.gelu,
+        bias: bool = False,
+        hidden_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.hidden = hidden
         self.activation = activation
@@ -68,8 +84,9 @@ class GatedMLP(nn.Module):
         return self.dropout(self.w_out(self.hidden_dropout(self.activation(gate) * value)))
 
     def extra_repr(self) -> str:
-        name = getattr(self.activation, "__name__", None) or getattr(getattr(self.activation, "func", None),
-                                                                       "__name__", "activation")
+        name = getattr(self.activation, "__name__", None) or getattr(
+            getattr(self.activation, "func", None), "__name__", "activation"
+        )
         return f"hidden={self.hidden}, activation={name}"
 
 
@@ -116,8 +133,11 @@ def recognise_mlp(module: nn.Module) -> MLPParts | None:
                 return None
             for _, act in candidates:
                 expected = fc2(act(fc1(x)))
-                if isinstance(actual, torch.Tensor) and actual.shape == expected.shape and \
-                        torch.allclose(actual, expected, rtol=1e-5, atol=1e-6):
+                if (
+                    isinstance(actual, torch.Tensor)
+                    and actual.shape == expected.shape
+                    and torch.allclose(actual, expected, rtol=1e-5, atol=1e-6)
+                ):
                     fn = act if not isinstance(act, nn.Module) else _activation_function(act)
                     return MLPParts(fc1, fc2, fn, hidden_p, out_p)
     finally:
@@ -133,8 +153,15 @@ def _activation_function(module: nn.Module) -> Callable[[torch.Tensor], torch.Te
 
 def _gated_from(parts: MLPParts, hidden_ratio: float, multiple_of: int, bias: bool) -> GatedMLP:
     hidden = gated_hidden_size(parts.fc1.out_features, hidden_ratio, multiple_of)
-    gated = GatedMLP(parts.fc1.in_features, hidden, parts.fc2.out_features, parts.activation, bias,
-                     parts.hidden_dropout, parts.dropout)
+    gated = GatedMLP(
+        parts.fc1.in_features,
+        hidden,
+        parts.fc2.out_features,
+        parts.activation,
+        bias,
+        parts.hidden_dropout,
+        parts.dropout,
+    )
     with torch.no_grad():  # keep the model's own initialisation scale
         gated.w_in.weight.normal_(0.0, float(parts.fc1.weight.std()))
         gated.w_out.weight.normal_(0.0, float(parts.fc2.weight.std()))
@@ -164,9 +191,9 @@ def apply_gated_linear_units(
             found[id(module)] = parts
         return parts is not None
 
-    return replace_modules(model, wanted,
-                           lambda name, module: _gated_from(found[id(module)], hidden_ratio, multiple_of, bias),
-                           optimizer)
+    return replace_modules(
+        model, wanted, lambda name, module: _gated_from(found[id(module)], hidden_ratio, multiple_of, bias), optimizer
+    )
 
 
 class GatedLinearUnits(Algorithm):
@@ -177,8 +204,14 @@ class GatedLinearUnits(Algorithm):
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 20
 
-    def __init__(self, hidden_ratio: float = 2 / 3, multiple_of: int = 8, bias: bool = False, *,
-                 predicate: Predicate | None = None) -> None:
+    def __init__(
+        self,
+        hidden_ratio: float = 2 / 3,
+        multiple_of: int = 8,
+        bias: bool = False,
+        *,
+        predicate: Predicate | None = None,
+    ) -> None:
         if hidden_ratio <= 0 or multiple_of < 1:
             raise ValueError(f"hidden_ratio must be > 0 and multiple_of >= 1, got {hidden_ratio}, {multiple_of}")
         self.hidden_ratio = hidden_ratio
@@ -190,10 +223,15 @@ class GatedLinearUnits(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        count = apply_gated_linear_units(state.model, self.hidden_ratio, self.multiple_of, self.bias,
-                                         self._predicate, state.optimizer)
-        require_some(count, self.name, "plain MLP (Linear -> activation -> Linear)",
-                     "gated_linear_units replaces transformer-style MLPs; drop it for this model")
+        count = apply_gated_linear_units(
+            state.model, self.hidden_ratio, self.multiple_of, self.bias, self._predicate, state.optimizer
+        )
+        require_some(
+            count,
+            self.name,
+            "plain MLP (Linear -> activation -> Linear)",
+            "gated_linear_units replaces transformer-style MLPs; drop it for this model",
+        )
 
 
 CARD = MethodCard(
@@ -204,10 +242,9 @@ CARD = MethodCard(
     mechanism="step-count",
     bottleneck=("compute",),
     paper=Paper("Noam Shazeer", 2020, "GLU Variants Improve Transformer", "2002.05202"),
-    export="cannot be removed: the gated MLP is a different function. It uses only Linear layers and exports "
-           "as it is.",
+    export="cannot be removed: the gated MLP is a different function. It uses only Linear layers and exports as it is.",
     not_worth_it="models without transformer-style MLPs (refused); very short runs, where the gain in loss per "
-                 "step (Shazeer: better perplexity at equal compute) has no time to show.",
+    "step (Shazeer: better perplexity at equal compute) has no time to show.",
     effect="lower loss per step at the same parameters and FLOPs per step",
     applies_to=("text", "any"),
     needs=("mlp",),

@@ -27,8 +27,14 @@ from hasten.methods.registry import register
 from hasten.optim.muon import output_head
 from hasten.optim.wrapper import innermost
 
-__all__ = ["CLIPPING_TYPES", "GradientClipping", "adaptive_clip_grad_", "agc_parameters", "clip_gradients",
-           "unitwise_norm"]
+__all__ = [
+    "CLIPPING_TYPES",
+    "GradientClipping",
+    "adaptive_clip_grad_",
+    "agc_parameters",
+    "clip_gradients",
+    "unitwise_norm",
+]
 
 CLIPPING_TYPES = ("norm", "value", "adaptive")
 DEFAULT_THRESHOLDS = {"norm": 1.0, "value": 1.0, "adaptive": 0.01}
@@ -54,8 +60,9 @@ def adaptive_clip_grad_(parameters: Iterable[torch.Tensor], clipping: float = 0.
         param.grad.mul_(scale)
 
 
-def clip_gradients(parameters: Iterable[torch.Tensor], clipping_type: str = "norm",
-                   clipping_threshold: float | None = None) -> None:
+def clip_gradients(
+    parameters: Iterable[torch.Tensor], clipping_type: str = "norm", clipping_threshold: float | None = None
+) -> None:
     """Clip ``parameters``' gradients in place; a threshold of None takes the type's default
     (1.0 for norm and value, 0.01 for adaptive)."""
     if clipping_type not in CLIPPING_TYPES:
@@ -112,19 +119,20 @@ register(
     MethodCard(
         name="gradient_clipping",
         summary="Bound gradients before each update: total norm, per element, or unit-wise relative to the "
-                "weights (adaptive, AGC)",
+        "weights (adaptive, AGC)",
         component="optimization",
         action="restrict",
         mechanism="step-count",
         bottleneck=("compute",),
-        paper=Paper("Pascanu, Mikolov, Bengio", 2013, "On the difficulty of training recurrent neural networks",
-                    "1211.5063"),
+        paper=Paper(
+            "Pascanu, Mikolov, Bengio", 2013, "On the difficulty of training recurrent neural networks", "1211.5063"
+        ),
         functional=("clip_gradients", "adaptive_clip_grad_", "agc_parameters"),
         effect="Fewer diverged or spiking runs, which lets larger learning rates and batches train; AGC "
-               "(Brock et al. 2021, arXiv 2102.06171) made normalizer-free ResNets trainable at large batch",
+        "(Brock et al. 2021, arXiv 2102.06171) made normalizer-free ResNets trainable at large batch",
         not_worth_it="Stable runs whose gradients never reach the threshold (it then only adds a norm "
-                     "computation per step); a threshold set so low that every step is shrunk acts as a lower "
-                     "learning rate; adaptive mode with a threshold tuned for a different batch size",
+        "computation per step); a threshold set so low that every step is shrunk acts as a lower "
+        "learning rate; adaptive mode with a threshold tuned for a different batch size",
         export="unchanged",
     ),
     GradientClipping,

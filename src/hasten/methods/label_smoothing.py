@@ -113,8 +113,10 @@ def label_smoothing_loss(
     dim = class_dimension(outputs, targets, class_dim)
     if base_loss is not None:
         if reduction != "mean":
-            raise ConfigError(f"a wrapped loss is a mean, so reduction={reduction!r} cannot be honoured",
-                              "leave base_loss unset to choose the reduction")
+            raise ConfigError(
+                f"a wrapped loss is a mean, so reduction={reduction!r} cannot be honoured",
+                "leave base_loss unset to choose the reduction",
+            )
         base = base_loss(outputs, targets)
     else:
         if not targets.is_floating_point() and outputs.ndim != targets.ndim + 1:  # flattened targets

@@ -62,8 +62,11 @@ def freezable_units(model: nn.Module, target: Target | None = None) -> list[tupl
     definition order (or the modules matching ``target``)."""
     if target is not None:
         return find_modules(model, target)
-    return [(name, module) for name, module in model.named_modules()
-            if any(p.requires_grad for p in module.parameters(recurse=False))]
+    return [
+        (name, module)
+        for name, module in model.named_modules()
+        if any(p.requires_grad for p in module.parameters(recurse=False))
+    ]
 
 
 @dataclass
@@ -77,8 +80,9 @@ class FreezeOutPlan:
     params: list[list[nn.Parameter]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, model: nn.Module, freeze_start: float = 0.8, scaling: str = "cubic",
-              target: Target | None = None) -> "FreezeOutPlan":
+    def build(
+        cls, model: nn.Module, freeze_start: float = 0.8, scaling: str = "cubic", target: Target | None = None
+    ) -> "FreezeOutPlan":
         units = freezable_units(model, target)
         times = freeze_times(len(units), freeze_start, scaling) if units else []
         owner: dict[int, int] = {}
@@ -115,8 +119,9 @@ class FreezeOutPlan:
         return out
 
 
-def freeze_layers(model: nn.Module, progress: float, freeze_start: float = 0.8, scaling: str = "cubic",
-                  target: Target | None = None) -> list[str]:
+def freeze_layers(
+    model: nn.Module, progress: float, freeze_start: float = 0.8, scaling: str = "cubic", target: Target | None = None
+) -> list[str]:
     """Freeze the units whose FreezeOut time is at or before ``progress`` (fraction of the run)."""
     return FreezeOutPlan.build(model, freeze_start, scaling, target).freeze(progress)
 
@@ -154,11 +159,18 @@ class LayerFreezing(Algorithm):
     priority = 60
     conflicts = {
         "compile": "each freeze changes requires_grad, which makes torch.compile recompile (in training time) "
-                   "and fall back to eager after torch._dynamo.config.recompile_limit recompiles",
+        "and fall back to eager after torch._dynamo.config.recompile_limit recompiles",
     }
 
-    def __init__(self, freeze_start: float = 0.8, scaling: str = "cubic", lr_annealing: bool = True,
-                 scale_lr: bool = True, *, target: Target | None = None) -> None:
+    def __init__(
+        self,
+        freeze_start: float = 0.8,
+        scaling: str = "cubic",
+        lr_annealing: bool = True,
+        scale_lr: bool = True,
+        *,
+        target: Target | None = None,
+    ) -> None:
         try:
             freeze_times(2, freeze_start, scaling)
         except ConfigError as exc:
@@ -182,8 +194,9 @@ class LayerFreezing(Algorithm):
     def apply(self, event: Event, state: State) -> None:
         if event is Event.FIT_START:
             self._plan = FreezeOutPlan.build(state.model, self.freeze_start, self.scaling, self._target)
-            require_some(len(self._plan.units), self.name, "modules with trainable parameters",
-                         "check the target predicate")
+            require_some(
+                len(self._plan.units), self.name, "modules with trainable parameters", "check the target predicate"
+            )
         elif event is Event.BATCH_START:
             progress = state.progress
             assert self._plan is not None, "planned at FIT_START"
@@ -203,13 +216,17 @@ CARD = MethodCard(
     action="remove",
     mechanism="step-cost",
     bottleneck=("compute",),
-    paper=Paper("Andrew Brock, Theodore Lim, J.M. Ritchie, Nick Weston", 2017,
-                "FreezeOut: Accelerate Training by Progressively Freezing Layers", "1706.04983"),
+    paper=Paper(
+        "Andrew Brock, Theodore Lim, J.M. Ritchie, Nick Weston",
+        2017,
+        "FreezeOut: Accelerate Training by Progressively Freezing Layers",
+        "1706.04983",
+    ),
     when="0.51-1.0dur",
     export="unchanged: frozen parameters are ordinary weights (unfreeze_layers(model) to train further)",
     not_worth_it="peers (Composer) found no better time-quality tradeoff on ResNet-50 and about 0.5-1% accuracy "
-                 "lost; FreezeOut's own numbers: savings above ~20% cost accuracy. The update scaling copies "
-                 "the annealed weights once per step, which small or memory-bound models feel.",
+    "lost; FreezeOut's own numbers: savings above ~20% cost accuracy. The update scaling copies "
+    "the annealed weights once per step, which small or memory-bound models feel.",
     effect="no backward pass or update for frozen early layers late in the run: fewer FLOPs per step",
     applies_to=("any",),
     functional=("freeze_layers", "freeze_times", "freezeout_lr_factor", "FreezeOutPlan", "UpdateScaler"),

@@ -89,19 +89,20 @@ register(
     MethodCard(
         name="lookahead",
         summary="k fast steps of any optimizer, then slow weights move alpha of the way toward them and the "
-                "fast weights restart there",
+        "fast weights restart there",
         component="optimization",
         action="augment",
         mechanism="step-count",
         bottleneck=("compute",),
-        paper=Paper("Zhang, Lucas, Hinton, Ba", 2019, "Lookahead Optimizer: k steps forward, 1 step back",
-                    "1907.08610"),
+        paper=Paper(
+            "Zhang, Lucas, Hinton, Ba", 2019, "Lookahead Optimizer: k steps forward, 1 step back", "1907.08610"
+        ),
         functional=("Lookahead",),
         effect="Lower variance of the weights and more robustness to the inner optimizer's lr and momentum; "
-               "the paper reports faster convergence on CIFAR and ImageNet at negligible cost per step",
+        "the paper reports faster convergence on CIFAR and ImageNet at negligible cost per step",
         not_worth_it="Well-tuned baselines with a schedule that decays to zero (the paper's gains are modest "
-                     "there); memory-bound runs (one more copy of the weights); evaluations between syncs see "
-                     "the fast weights, so intermediate evals are noisier than the slow weights",
+        "there); memory-bound runs (one more copy of the weights); evaluations between syncs see "
+        "the fast weights, so intermediate evals are noisier than the slow weights",
         export="unchanged: only the optimizer differs",
     ),
     LookaheadMethod,

@@ -146,11 +146,17 @@ class LowPrecisionNorm(Algorithm):
 
     def apply(self, event: Event, state: State) -> None:
         if event is Event.INIT:
-            require_some(apply_low_precision_norm(state.model, self._predicate), self.name,
-                         "LayerNorm, GroupNorm or RMSNorm", "drop low_precision_norm for this model")
+            require_some(
+                apply_low_precision_norm(state.model, self._predicate),
+                self.name,
+                "LayerNorm, GroupNorm or RMSNorm",
+                "drop low_precision_norm for this model",
+            )
         elif state.precision != "bf16":
-            raise ConfigError(f"low_precision_norm does nothing at precision {state.precision!r}",
-                              "train with bf16 autocast (--precision bf16 or the precision method), or drop it")
+            raise ConfigError(
+                f"low_precision_norm does nothing at precision {state.precision!r}",
+                "train with bf16 autocast (--precision bf16 or the precision method), or drop it",
+            )
 
 
 CARD = MethodCard(
@@ -160,14 +166,18 @@ CARD = MethodCard(
     action="restrict",
     mechanism="step-cost",
     bottleneck=("memory",),
-    paper=Paper("Jacob Portes, Alex Trott, Sam Havens, Daniel King, Abhinav Venigalla, Moin Nadeem, Nikhil Sardana, "
-                "Daya Khudia, Jonathan Frankle", 2023,
-                "MosaicBERT: A Bidirectional Encoder Optimized for Fast Pretraining", "2312.17482"),
+    paper=Paper(
+        "Jacob Portes, Alex Trott, Sam Havens, Daniel King, Abhinav Venigalla, Moin Nadeem, Nikhil Sardana, "
+        "Daya Khudia, Jonathan Frankle",
+        2023,
+        "MosaicBERT: A Bidirectional Encoder Optimized for Fast Pretraining",
+        "2312.17482",
+    ),
     export="exact: remove_low_precision_norm(model) swaps the original classes back (parameters never changed)",
     not_worth_it="fp32 runs (refused: nothing to do); models with few or tiny norms; runs that show loss "
-                 "spikes in bf16 (peers report occasional instability). Batch norm is not covered.",
+    "spikes in bf16 (peers report occasional instability). Batch norm is not covered.",
     effect="about half the memory traffic of each norm under bf16 autocast; norms are memory-bound, so they "
-           "run faster; same number of steps",
+    "run faster; same number of steps",
     applies_to=("any",),
     needs=("norm",),
     implementation_level=True,

@@ -69,8 +69,10 @@ def parse_masking_schedule(spec: str) -> MaskingRateSchedule:
         raise ConfigError(f"masking schedule {spec!r} has a value that is not a number", usage) from None
     rates = values[:2]
     if any(not 0.0 <= r <= 1.0 for r in rates):
-        raise ConfigError(f"masking schedule {spec!r} has a rate outside [0, 1]",
-                          "rates are fractions of positions, e.g. linear-0.3-0.15")
+        raise ConfigError(
+            f"masking schedule {spec!r} has a rate outside [0, 1]",
+            "rates are fractions of positions, e.g. linear-0.3-0.15",
+        )
     if kind == "step" and len(values) == 3 and not 0.0 <= values[2] <= 1.0:
         raise ConfigError(f"masking schedule {spec!r} switches outside the run", "give a fraction in [0, 1], e.g. 0.5")
     start = rates[0]
@@ -102,7 +104,8 @@ class MaskingSchedule(Algorithm):
             if not hasattr(state.train_data, "mask_rate"):
                 raise ConfigError(
                     "masking_schedule needs a masked-LM training source with a settable mask_rate",
-                    "use it on the mlm workload, or call masking_rate() from your own collator")
+                    "use it on the mlm workload, or call masking_rate() from your own collator",
+                )
             return
         rate = self.schedule(state.progress)
         state.train_data.mask_rate = rate

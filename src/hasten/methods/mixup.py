@@ -69,9 +69,7 @@ def mixed_loss(
     return mixing * loss_fn(outputs, targets) + (1.0 - mixing) * loss_fn(outputs, targets_perm)
 
 
-def mixup_targets(
-    targets: torch.Tensor, targets_perm: torch.Tensor, mixing: float, num_classes: int
-) -> torch.Tensor:
+def mixup_targets(targets: torch.Tensor, targets_perm: torch.Tensor, mixing: float, num_classes: int) -> torch.Tensor:
     """The mixed target distribution as soft labels, for losses that take probabilities."""
     one_hot = F.one_hot(targets, num_classes).float()
     return mixing * one_hot + (1.0 - mixing) * F.one_hot(targets_perm, num_classes).float()

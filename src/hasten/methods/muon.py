@@ -27,8 +27,16 @@ class MuonMethod(Algorithm):
     touches = frozenset({"optimizer"})
     priority = -50  # replace the optimizer before sam/lookahead wrap it
 
-    def __init__(self, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
-                 weight_decay: float = 0.0, aux: str = "auto", aux_lr: float | None = None) -> None:
+    def __init__(
+        self,
+        lr: float = 0.02,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        weight_decay: float = 0.0,
+        aux: str = "auto",
+        aux_lr: float | None = None,
+    ) -> None:
         if lr <= 0 or not 0 <= momentum < 1 or ns_steps < 1 or weight_decay < 0:
             raise ValueError("muon needs lr > 0, 0 <= momentum < 1, ns_steps >= 1 and weight_decay >= 0")
         if aux not in ("auto", "adamw", "sgd"):
@@ -43,35 +51,50 @@ class MuonMethod(Algorithm):
 
     def apply(self, event: Event, state: State) -> None:
         # The one place Muon is chosen; the baseline optimizer is read for its settings only.
-        replace_optimizer(state, lambda model, baseline: build_muon(
-            model, lr=self.lr, momentum=self.momentum, nesterov=self.nesterov, ns_steps=self.ns_steps,
-            weight_decay=self.weight_decay, aux=self.aux, aux_lr=self.aux_lr, baseline=baseline))
+        replace_optimizer(
+            state,
+            lambda model, baseline: build_muon(
+                model,
+                lr=self.lr,
+                momentum=self.momentum,
+                nesterov=self.nesterov,
+                ns_steps=self.ns_steps,
+                weight_decay=self.weight_decay,
+                aux=self.aux,
+                aux_lr=self.aux_lr,
+                baseline=baseline,
+            ),
+        )
 
 
 register(
     MethodCard(
         name="muon",
         summary="Orthogonalized (Newton-Schulz) momentum for hidden-layer matrices and conv kernels; "
-                "AdamW or SGD for embeddings, head, biases and norms",
+        "AdamW or SGD for embeddings, head, biases and norms",
         component="optimization",
         action="replace",
         mechanism="step-count",
         bottleneck=("compute",),
         paper=Paper("Jordan et al.", 2024, "Muon: An optimizer for hidden layers in neural networks"),
-        functional=("hasten.optim.muon.build_muon", "hasten.optim.muon.Muon", "hasten.optim.muon.split_params",
-                    "hasten.optim.muon.newton_schulz"),
+        functional=(
+            "hasten.optim.muon.build_muon",
+            "hasten.optim.muon.Muon",
+            "hasten.optim.muon.split_params",
+            "hasten.optim.muon.newton_schulz",
+        ),
         effect="Fewer steps to the same loss: the NanoGPT speedrun's optimization track reports about 3,500 "
-               "steps with Muon (plus AdamW) against 5,625 with AdamW alone, and its README claims under 2% "
-               "extra wall-clock per step for the Newton-Schulz matmuls on GPUs",
+        "steps with Muon (plus AdamW) against 5,625 with AdamW alone, and its README claims under 2% "
+        "extra wall-clock per step for the Newton-Schulz matmuls on GPUs",
         not_worth_it="Models with few or tiny matrices (the iteration's matmuls then dominate a cheap step); "
-                     "fine-tuning from AdamW-trained weights; its lr (0.02) is its own and needs tuning, not the "
-                     "baseline's; heads that are not the last nn.Linear must be excluded by hand. Differs from "
-                     "KellerJordan/Muon in one place: a conv kernel's update is scaled by sqrt(max(1, out / "
-                     "(in*kh*kw))), the rule for the matrix Newton-Schulz sees, where the reference takes the "
-                     "ratio of the kernel's last two dims (kh/kw, so 1 for square kernels); they differ only for "
-                     "convs with more outputs than in*kh*kw (1x1 expansions). Like the reference, the input "
-                     "layer (RGB stem, first linear, embedding) and the head go to AdamW/SGD, and same-shape "
-                     "matrices run one batched iteration, in bf16 where bf16 products are measured faster",
+        "fine-tuning from AdamW-trained weights; its lr (0.02) is its own and needs tuning, not the "
+        "baseline's; heads that are not the last nn.Linear must be excluded by hand. Differs from "
+        "KellerJordan/Muon in one place: a conv kernel's update is scaled by sqrt(max(1, out / "
+        "(in*kh*kw))), the rule for the matrix Newton-Schulz sees, where the reference takes the "
+        "ratio of the kernel's last two dims (kh/kw, so 1 for square kernels); they differ only for "
+        "convs with more outputs than in*kh*kw (1x1 expansions). Like the reference, the input "
+        "layer (RGB stem, first linear, embedding) and the head go to AdamW/SGD, and same-shape "
+        "matrices run one batched iteration, in bf16 where bf16 products are measured faster",
         export="unchanged: only the optimizer differs",
         applies_to=("any",),
     ),

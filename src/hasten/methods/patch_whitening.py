@@ -31,13 +31,14 @@ from hasten.methods.registry import register
 from hasten.methods.surgery import Predicate, both, checked_predicate, find_modules, replace_modules, sample_inputs
 
 
-def patch_statistics(images: torch.Tensor, kernel_size: int = 2, chunk: int = 256
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def patch_statistics(images: torch.Tensor, kernel_size: int = 2, chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (d,) and covariance (d, d) of all ``kernel_size`` patches of ``images`` (N, C, H, W),
     ``d = C * k * k`` in conv-weight order; accumulated in float64 a chunk at a time."""
     if images.ndim != 4:
-        raise ConfigError(f"patch whitening needs image batches (N, C, H, W), got shape {tuple(images.shape)}",
-                          "use patch_whitening only on image workloads")
+        raise ConfigError(
+            f"patch whitening needs image batches (N, C, H, W), got shape {tuple(images.shape)}",
+            "use patch_whitening only on image workloads",
+        )
     total, outer, count = None, None, 0
     for start in range(0, len(images), chunk):
         x = images[start : start + chunk].double()
@@ -51,8 +52,9 @@ def patch_statistics(images: torch.Tensor, kernel_size: int = 2, chunk: int = 25
     return mean, outer / count - torch.outer(mean, mean)
 
 
-def whitening_filters(images: torch.Tensor, kernel_size: int = 2, eps: float = 5e-4
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def whitening_filters(
+    images: torch.Tensor, kernel_size: int = 2, eps: float = 5e-4
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(filters (d, C, k, k), eigenvalues (d,), mean (d,))``: filter ``i`` is the ``i``-th
     eigenvector (largest first) of the patch covariance divided by ``sqrt(eigenvalue + eps)``."""
     mean, covariance = patch_statistics(images, kernel_size)
@@ -110,18 +112,30 @@ def insert_whitening_layer(
     first one ``predicate`` accepts); returns it. Call ``layer.fit(images)`` before training."""
     candidates = find_modules(model, both(nn.Conv2d, predicate))
     if not candidates:
-        raise ConfigError("patch_whitening found no Conv2d to put the whitening layer in front of",
-                          "use it on convolutional image models")
+        raise ConfigError(
+            "patch_whitening found no Conv2d to put the whitening layer in front of",
+            "use it on convolutional image models",
+        )
     first_name, first = candidates[0]
     if first.in_channels != in_channels or first.groups != 1:
         raise ConfigError(
             f"the first conv {first_name!r} reads {first.in_channels} channels (groups={first.groups}), "
-            f"but the images have {in_channels}", "pass a predicate that picks the conv reading the images")
+            f"but the images have {in_channels}",
+            "pass a predicate that picks the conv reading the images",
+        )
     whitening = WhiteningConv2d(in_channels, kernel_size, keep_size)
 
     def build(name: str, conv: nn.Module) -> nn.Module:
-        reader = nn.Conv2d(whitening.out_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                           conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode)
+        reader = nn.Conv2d(
+            whitening.out_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            bias=conv.bias is not None,
+            padding_mode=conv.padding_mode,
+        )
         return nn.Sequential(whitening, nn.GELU(), reader)
 
     replace_modules(model, lambda name, module: module is first, build, optimizer)
@@ -139,8 +153,10 @@ def apply_patch_whitening(
 ) -> WhiteningConv2d:
     """Insert a whitening layer fitted on ``images`` (N, C, H, W); returns the layer."""
     if images.ndim != 4:
-        raise ConfigError(f"patch whitening needs image batches (N, C, H, W), got shape {tuple(images.shape)}",
-                          "use patch_whitening only on image workloads")
+        raise ConfigError(
+            f"patch whitening needs image batches (N, C, H, W), got shape {tuple(images.shape)}",
+            "use patch_whitening only on image workloads",
+        )
     layer = insert_whitening_layer(model, images.shape[1], kernel_size, keep_size, predicate, optimizer)
     layer.fit(images, eps)
     return layer
@@ -161,9 +177,16 @@ class PatchWhitening(Algorithm):
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 10
 
-    def __init__(self, kernel_size: int = 2, eps: float = 5e-4, num_images: int = 5000,
-                 freeze_bias_at: str = "0.3dur", keep_size: bool = True, *,
-                 predicate: Predicate | None = None) -> None:
+    def __init__(
+        self,
+        kernel_size: int = 2,
+        eps: float = 5e-4,
+        num_images: int = 5000,
+        freeze_bias_at: str = "0.3dur",
+        keep_size: bool = True,
+        *,
+        predicate: Predicate | None = None,
+    ) -> None:
         if kernel_size < 1 or num_images < 1 or eps < 0:
             raise ValueError("kernel_size and num_images must be >= 1 and eps >= 0")
         Time.parse(freeze_bias_at)
@@ -184,10 +207,13 @@ class PatchWhitening(Algorithm):
         if event is Event.INIT:
             probe = sample_inputs(state.train_data, 1)
             if probe.ndim != 4:
-                raise ConfigError(f"patch_whitening needs image inputs (N, C, H, W), got shape {tuple(probe.shape)}",
-                                  "use it only on image workloads")
-            self._layer = insert_whitening_layer(state.model, probe.shape[1], self.kernel_size, self.keep_size,
-                                                 self._predicate, state.optimizer)
+                raise ConfigError(
+                    f"patch_whitening needs image inputs (N, C, H, W), got shape {tuple(probe.shape)}",
+                    "use it only on image workloads",
+                )
+            self._layer = insert_whitening_layer(
+                state.model, probe.shape[1], self.kernel_size, self.keep_size, self._predicate, state.optimizer
+            )
         elif event is Event.FIT_START:
             if state.timestamp.batch == 0:
                 self._layer.fit(sample_inputs(state.train_data, self.num_images).to(state.device), self.eps)
@@ -204,10 +230,10 @@ CARD = MethodCard(
     bottleneck=("compute",),
     paper=Paper("Keller Jordan", 2024, "94% on CIFAR-10 in 3.29 Seconds on a Single GPU", "2404.00498"),
     export="cannot be removed (the rest of the net reads whitened channels); the whitening filters are a "
-           "persistent buffer, so the model exports and reloads as it is.",
+    "persistent buffer, so the model exports and reloads as it is.",
     not_worth_it="large images or long runs, where the first layer learns its own decorrelation anyway; "
-                 "non-image inputs. The fit (a pass over num_images images and one eigendecomposition) runs at "
-                 "FIT_START and is counted in training time, as airbench counts it.",
+    "non-image inputs. The fit (a pass over num_images images and one eigendecomposition) runs at "
+    "FIT_START and is counted in training time, as airbench counts it.",
     effect="fewer steps to a target accuracy on small-image tasks (airbench's first trick)",
     applies_to=("image",),
     needs=("conv2d",),

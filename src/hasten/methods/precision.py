@@ -54,10 +54,10 @@ register(
         implementation_level=True,
         functional=("bf16_autocast",),
         effect="Cheaper steps where the hardware has bf16 matrix units (tensor cores, AMX): matmul and conv "
-               "throughput up and activation memory roughly halved; step count usually unchanged",
+        "throughput up and activation memory roughly halved; step count usually unchanged",
         not_worth_it="Hardware without bf16 units (autocast then adds casts and can be slower, common on CPUs); "
-                     "small models bound by data loading or kernel launches; losses that need fp32 precision "
-                     "in the forward (keep those ops out of autocast)",
+        "small models bound by data loading or kernel launches; losses that need fp32 precision "
+        "in the forward (keep those ops out of autocast)",
         export="unchanged: weights stay fp32; run inference in fp32 or under the same autocast",
     ),
     Precision,

@@ -69,8 +69,9 @@ def resize_batch(
     if mode not in MODES:
         raise ConfigError(f"unknown progressive resizing mode {mode!r}", f"use one of {', '.join(MODES)}")
     if interpolation not in INTERPOLATIONS:
-        raise ConfigError(f"unknown progressive resizing interpolation {interpolation!r}",
-                          f"use one of {', '.join(INTERPOLATIONS)}")
+        raise ConfigError(
+            f"unknown progressive resizing interpolation {interpolation!r}", f"use one of {', '.join(INTERPOLATIONS)}"
+        )
     if inputs.ndim != 4:
         raise ConfigError(
             f"progressive resizing needs image batches (N, C, H, W); got shape {tuple(inputs.shape)}",
@@ -147,10 +148,16 @@ class ProgressiveResizing(Algorithm):
 
     def apply(self, event: Event, state: State) -> None:
         if event is Event.FIT_START:  # a model that needs full-size images fails here, not mid-step
-            require_smaller_images_fit(state.model, state.train_data,
-                                       lambda h, w: (scaled_side(h, self.initial_scale, self.size_increment),
-                                                     scaled_side(w, self.initial_scale, self.size_increment)),
-                                       self.name, state.device)
+            require_smaller_images_fit(
+                state.model,
+                state.train_data,
+                lambda h, w: (
+                    scaled_side(h, self.initial_scale, self.size_increment),
+                    scaled_side(w, self.initial_scale, self.size_increment),
+                ),
+                self.name,
+                state.device,
+            )
             return
         scale = self.scale_at(state.progress)
         inputs, targets = resize_batch(

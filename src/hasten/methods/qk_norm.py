@@ -35,8 +35,12 @@ class QKNorm(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        require_some(apply_qk_norm(state.model), self.name, "hasten GPT attention",
-                     "qk_norm applies to hasten.models.gpt attention (the shakespeare workload)")
+        require_some(
+            apply_qk_norm(state.model),
+            self.name,
+            "hasten GPT attention",
+            "qk_norm applies to hasten.models.gpt attention (the shakespeare workload)",
+        )
 
 
 register(

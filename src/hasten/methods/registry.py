@@ -52,7 +52,9 @@ def register(card: MethodCard, algorithm: type[Algorithm] | None = None) -> Any:
     defaults = {
         p.name: p.default
         for p in inspect.signature(algorithm.__init__).parameters.values()
-        if p.name != "self" and p.name not in api_only and p.default is not p.empty
+        if p.name != "self"
+        and p.name not in api_only
+        and p.default is not p.empty
         and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
     card = dataclasses.replace(
@@ -87,9 +89,13 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     for item in filter(None, (p.strip() for p in rest.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip() or not value.strip():
-            raise ConfigError(f"malformed parameter {item!r} in method {spec!r}", "write key=value, e.g. mixup:alpha=0.2")
+            raise ConfigError(
+                f"malformed parameter {item!r} in method {spec!r}", "write key=value, e.g. mixup:alpha=0.2"
+            )
         if key.strip() in params:
-            raise ConfigError(f"parameter {key.strip()!r} is given twice in method {spec!r}", "give each parameter once")
+            raise ConfigError(
+                f"parameter {key.strip()!r} is given twice in method {spec!r}", "give each parameter once"
+            )
         params[key.strip()] = value.strip()
     return name.strip(), params
 
@@ -166,4 +172,3 @@ def split_recipe(recipe: str) -> list[str]:
     if recipe in ("", "baseline"):
         return []
     return [part for part in (p.strip() for p in recipe.split("+")) if part and part != "baseline"]
-

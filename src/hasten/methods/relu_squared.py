@@ -19,8 +19,12 @@ from hasten.models.gpt import ReLU2
 
 def apply_relu_squared(model: nn.Module) -> int:
     """Replace every ``nn.GELU`` module with ``ReLU2``; returns how many."""
-    targets = [(parent, name) for parent in model.modules() for name, child in parent.named_children()
-               if isinstance(child, nn.GELU)]
+    targets = [
+        (parent, name)
+        for parent in model.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, nn.GELU)
+    ]
     for parent, name in targets:
         setattr(parent, name, ReLU2())
     return len(targets)
@@ -35,8 +39,12 @@ class ReLUSquared(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        require_some(apply_relu_squared(state.model), self.name, "nn.GELU module",
-                     "relu_squared replaces GELU modules; this model has none")
+        require_some(
+            apply_relu_squared(state.model),
+            self.name,
+            "nn.GELU module",
+            "relu_squared replaces GELU modules; this model has none",
+        )
 
 
 register(
@@ -47,12 +55,13 @@ register(
         action="replace",
         mechanism="step-count",
         bottleneck=("compute",),
-        paper=Paper("So et al.", 2021, "Primer: Searching for Efficient Transformers for Language Modeling",
-                    "2109.08668"),
+        paper=Paper(
+            "So et al.", 2021, "Primer: Searching for Efficient Transformers for Language Modeling", "2109.08668"
+        ),
         functional=("apply_relu_squared", "hasten.models.gpt.ReLU2"),
         effect="Lower loss per step in transformer MLPs; the activation itself is cheaper than GELU",
         not_worth_it="Models whose activations are functional calls, not nn.GELU modules (refused); convnets "
-                     "tuned around GELU/ReLU",
+        "tuned around GELU/ReLU",
         export="cannot be removed: a different activation function",
         applies_to=("text", "any"),
     ),

@@ -59,8 +59,12 @@ class RotaryEmbeddings(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        require_some(apply_rotary_embeddings(state.model, self.base), self.name, "hasten GPT attention",
-                     "rotary_embeddings applies to hasten.models.gpt.CharGPT models (the shakespeare workload)")
+        require_some(
+            apply_rotary_embeddings(state.model, self.base),
+            self.name,
+            "hasten GPT attention",
+            "rotary_embeddings applies to hasten.models.gpt.CharGPT models (the shakespeare workload)",
+        )
 
 
 register(
@@ -74,9 +78,9 @@ register(
         paper=Paper("Su et al.", 2021, "RoFormer: Enhanced Transformer with Rotary Position Embedding", "2104.09864"),
         functional=("apply_rotary_embeddings", "hasten.models.gpt.apply_rotary", "hasten.models.gpt.rotary_tables"),
         effect="Lower loss per step than a learned position table (relative positions are built in); a few "
-               "elementwise ops per attention call",
+        "elementwise ops per attention call",
         not_worth_it="Models whose attention is not hasten's CausalSelfAttention (refused); very long runs where a "
-                     "learned table has time to catch up",
+        "learned table has time to catch up",
         export="cannot be removed: the model's positions are rotary; it exports with the rotation in its forward",
         applies_to=("text",),
     ),

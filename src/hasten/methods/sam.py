@@ -34,8 +34,9 @@ class SAM(OptimizerWrapper):
 
     requires_closure = True  # type: ignore[assignment]
 
-    def __init__(self, base_optimizer: torch.optim.Optimizer, rho: float = 0.05, interval: int = 1,
-                 eps: float = 1e-12) -> None:
+    def __init__(
+        self, base_optimizer: torch.optim.Optimizer, rho: float = 0.05, interval: int = 1, eps: float = 1e-12
+    ) -> None:
         if rho <= 0:
             raise ValueError(f"rho must be > 0, got {rho}")
         if interval < 1:
@@ -53,8 +54,14 @@ class SAM(OptimizerWrapper):
         with_grad = [p for p in self.params() if p.grad is not None]
         if not with_grad:
             return []
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.float())  # type: ignore[union-attr]
-                                                     for p in with_grad]))  # (with_grad: grads are set)
+        norm = torch.linalg.vector_norm(
+            torch.stack(
+                [
+                    torch.linalg.vector_norm(p.grad.float())  # type: ignore[union-attr]
+                    for p in with_grad
+                ]
+            )
+        )  # (with_grad: grads are set)
         scale = self.rho / (norm + self.eps)
         moved = []
         for param in with_grad:
@@ -114,20 +121,24 @@ register(
     MethodCard(
         name="sam",
         summary="Sharpness-aware minimization: every interval-th step uses the gradient at the worst nearby "
-                "point w + rho g/||g||, which favours flat minima",
+        "point w + rho g/||g||, which favours flat minima",
         component="optimization",
         action="augment",
         mechanism="step-count",
         bottleneck=("compute",),
-        paper=Paper("Foret, Kleiner, Mobahi, Neyshabur", 2020,
-                    "Sharpness-Aware Minimization for Efficiently Improving Generalization", "2010.01412"),
+        paper=Paper(
+            "Foret, Kleiner, Mobahi, Neyshabur",
+            2020,
+            "Sharpness-Aware Minimization for Efficiently Improving Generalization",
+            "2010.01412",
+        ),
         functional=("SAM",),
         effect="Better quality per step on multi-epoch vision training; each SAM step costs a second forward "
-               "and backward, so interval trades that cost away (Composer measured +0.7% ResNet-50 accuracy "
-               "for about 7% lower throughput at interval=10)",
+        "and backward, so interval trades that cost away (Composer measured +0.7% ResNet-50 accuracy "
+        "for about 7% lower throughput at interval=10)",
         not_worth_it="Single-epoch language-model pre-training (Composer saw no gain); short budgets where the "
-                     "extra passes of interval=1 (about 2x per step) cannot be repaid; a loss replaced at "
-                     "AFTER_LOSS (rather than through state.loss_fn) is not recomputed by the second pass",
+        "extra passes of interval=1 (about 2x per step) cannot be repaid; a loss replaced at "
+        "AFTER_LOSS (rather than through state.loss_fn) is not recomputed by the second pass",
         export="unchanged: only the optimizer differs",
     ),
     SharpnessAwareMinimization,

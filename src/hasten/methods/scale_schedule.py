@@ -66,22 +66,25 @@ register(
     MethodCard(
         name="scale_schedule",
         summary="Multiply the run's duration by ratio; every (step, total_steps) schedule stretches or shrinks "
-                "with it, so it still decays at the new budget",
+        "with it, so it still decays at the new budget",
         component="optimization",
         action="remove",
         mechanism="step-count",
         bottleneck=("compute",),
-        paper=Paper("Li, Yumer, Ramanan", 2020,
-                    "Budgeted Training: Rethinking Deep Neural Network Training Under Resource Constraints",
-                    "1905.04753"),
+        paper=Paper(
+            "Li, Yumer, Ramanan",
+            2020,
+            "Budgeted Training: Rethinking Deep Neural Network Training Under Resource Constraints",
+            "1905.04753",
+        ),
         functional=("scale_duration",),
         effect="Time falls in proportion to ratio; quality falls much less than when a full-length schedule "
-               "is cut off at the same step (Composer: ResNet-50 76.6% at ratio 1.0, 75.6% at 0.5). Rounding "
-               "differs from Composer's truncation: fractional epochs are kept and step/sample/token counts round "
-               "to the nearest whole number, halves up, at least 1",
+        "is cut off at the same step (Composer: ResNet-50 76.6% at ratio 1.0, 75.6% at 0.5). Rounding "
+        "differs from Composer's truncation: fractional epochs are kept and step/sample/token counts round "
+        "to the nearest whole number, halves up, at least 1",
         not_worth_it="It is a point on the tradeoff curve, not a free speedup: quality drops once the budget is "
-                     "too short; windows given in ep or ba (rather than dur) do not scale with it; in "
-                     "cyclic single-run curves it is refused (a cyclic run already covers every budget)",
+        "too short; windows given in ep or ba (rather than dur) do not scale with it; in "
+        "cyclic single-run curves it is refused (a cyclic run already covers every budget)",
         export="unchanged",
     ),
     ScaleSchedule,

@@ -76,8 +76,10 @@ class SqueezeExciteWrapper(nn.Module):
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         out = self.module(*args, **kwargs)
         if not isinstance(out, torch.Tensor) or out.ndim != 4:
-            raise ConfigError(f"squeeze-excite needs (N, C, H, W) outputs, got {getattr(out, 'shape', type(out))}",
-                              "target modules that output 4-D feature maps")
+            raise ConfigError(
+                f"squeeze-excite needs (N, C, H, W) outputs, got {getattr(out, 'shape', type(out))}",
+                "target modules that output 4-D feature maps",
+            )
         return self.se(out)
 
 
@@ -104,8 +106,10 @@ def apply_squeeze_excite(
                 channels[name] = module.out_channels
     else:
         if example_input is None:
-            raise ConfigError("residual placement needs an example input to find the residual branches",
-                              "pass example_input=<one batch of inputs>")
+            raise ConfigError(
+                "residual placement needs an example input to find the residual branches",
+                "pass example_input=<one batch of inputs>",
+            )
         for branch in find_residual_branches(model, example_input):
             if branch.kind == "branch" and len(branch.output_shape) == 4 and branch.output_shape[1] >= min_channels:
                 channels[branch.name] = branch.output_shape[1]
@@ -113,9 +117,9 @@ def apply_squeeze_excite(
     def wanted(name: str, module: nn.Module) -> bool:
         return name in channels and (predicate is None or bool(predicate(name, module)))
 
-    return replace_modules(model, wanted,
-                           lambda name, module: SqueezeExciteWrapper(module, channels[name], latent_channels),
-                           optimizer)
+    return replace_modules(
+        model, wanted, lambda name, module: SqueezeExciteWrapper(module, channels[name], latent_channels), optimizer
+    )
 
 
 class SqueezeExcite(Algorithm):
@@ -126,8 +130,14 @@ class SqueezeExcite(Algorithm):
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 40
 
-    def __init__(self, latent_channels: float = 0.0625, min_channels: int = 64, placement: str = "conv", *,
-                 predicate: Predicate | None = None) -> None:
+    def __init__(
+        self,
+        latent_channels: float = 0.0625,
+        min_channels: int = 64,
+        placement: str = "conv",
+        *,
+        predicate: Predicate | None = None,
+    ) -> None:
         if placement not in PLACEMENTS:
             raise ValueError(f"placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
         if latent_channels <= 0:
@@ -142,11 +152,22 @@ class SqueezeExcite(Algorithm):
 
     def apply(self, event: Event, state: State) -> None:
         example = sample_inputs(state.train_data, 2).to(state.device) if self.placement == "residual" else None
-        count = apply_squeeze_excite(state.model, self.latent_channels, self.min_channels, self.placement,
-                                     example, self._predicate, state.optimizer)
+        count = apply_squeeze_excite(
+            state.model,
+            self.latent_channels,
+            self.min_channels,
+            self.placement,
+            example,
+            self._predicate,
+            state.optimizer,
+        )
         what = "Conv2d with >= {} input and output" if self.placement == "conv" else "residual branch with >= {} output"
-        require_some(count, self.name, what.format(self.min_channels) + " channels",
-                     "lower squeeze_excite:min_channels=..., or drop it for this model")
+        require_some(
+            count,
+            self.name,
+            what.format(self.min_channels) + " channels",
+            "lower squeeze_excite:min_channels=..., or drop it for this model",
+        )
 
 
 CARD = MethodCard(
@@ -156,16 +177,17 @@ CARD = MethodCard(
     action="augment",
     mechanism="step-count",
     bottleneck=("compute",),
-    paper=Paper("Jie Hu, Li Shen, Samuel Albanie, Gang Sun, Enhua Wu", 2017, "Squeeze-and-Excitation Networks",
-                "1709.01507"),
+    paper=Paper(
+        "Jie Hu, Li Shen, Samuel Albanie, Gang Sun, Enhua Wu", 2017, "Squeeze-and-Excitation Networks", "1709.01507"
+    ),
     export="cannot be removed or folded: the gate depends on the input. The surgered model uses only standard "
-           "ops and exports as it is; it is slower at inference (peers measured about 20% on ResNet-50).",
+    "ops and exports as it is; it is slower at inference (peers measured about 20% on ResNet-50).",
     not_worth_it="narrow nets (the gates are tiny and their overhead is mostly kernel launches) and when "
-                 "inference cost matters; the gain shows where feature maps are small and channels many.",
+    "inference cost matters; the gain shows where feature maps are small and channels many.",
     effect="more accuracy per step for a few percent more compute per step, and a slower model at inference. "
-           "Placement as Composer's (convs with >= min_channels inputs and outputs); defaults differ: "
-           "latent_channels=1/16 (the paper's r=16; Composer: 64 units), min_channels=64 (Composer: 128), and the "
-           "gate's linears have biases (the paper, timm; Composer: none)",
+    "Placement as Composer's (convs with >= min_channels inputs and outputs); defaults differ: "
+    "latent_channels=1/16 (the paper's r=16; Composer: 64 units), min_channels=64 (Composer: 128), and the "
+    "gate's linears have biases (the paper, timm; Composer: none)",
     applies_to=("image",),
     needs=("conv2d",),
     functional=("apply_squeeze_excite", "SqueezeExcite2d"),

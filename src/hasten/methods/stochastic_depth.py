@@ -122,9 +122,15 @@ class StochasticDepthBranch(Unwrappable):
     (the ``BranchEnd`` scales; in sample mode it drops ``f(x)`` per sample).
     """
 
-    def __init__(self, module: nn.Module, drop_prob: float, mode: str = "block", kind: str = "branch",
-                 branch_end: str | None = None,
-                 activation: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        drop_prob: float,
+        mode: str = "block",
+        kind: str = "branch",
+        branch_end: str | None = None,
+        activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         super().__init__()
         _check(drop_prob, mode, "linear")
         if kind not in ("branch", "block", "post"):
@@ -132,8 +138,11 @@ class StochasticDepthBranch(Unwrappable):
         if kind == "post":
             end = module.get_submodule(branch_end) if branch_end is not None else None
             if activation is None or not isinstance(end, BranchEnd) or (end.drop_prob, end.mode) != (drop_prob, mode):
-                raise ConfigError("a post-activation block needs its activation and its branch end wrapped in a "
-                                  "BranchEnd with the same drop_prob and mode", "let apply_stochastic_depth wrap it")
+                raise ConfigError(
+                    "a post-activation block needs its activation and its branch end wrapped in a "
+                    "BranchEnd with the same drop_prob and mode",
+                    "let apply_stochastic_depth wrap it",
+                )
         self.module = module
         self.drop_prob = drop_prob
         self.mode = mode
@@ -192,29 +201,36 @@ def apply_stochastic_depth(
     return how many. The ``l``-th of ``L`` gets drop rate ``l / L * drop_path_rate`` (linear)."""
     _check(drop_path_rate, mode, drop_distribution)
     if example_input is None:
-        raise ConfigError("stochastic depth needs an example input to find the residual blocks",
-                          "pass example_input=<one batch of inputs>")
+        raise ConfigError(
+            "stochastic depth needs an example input to find the residual blocks",
+            "pass example_input=<one batch of inputs>",
+        )
     parts = residual_parts(model, example_input, target)
     if mode == "block":
         for part in parts:
             if part.kind == "branch" and part.input_shape != part.output_shape:
-                raise ConfigError(f"residual branch {part.name!r} maps {part.input_shape} to {part.output_shape}: "
-                                  "block mode needs its output shaped like its input to skip it",
-                                  "use stochastic_depth:mode=sample")
+                raise ConfigError(
+                    f"residual branch {part.name!r} maps {part.input_shape} to {part.output_shape}: "
+                    "block mode needs its output shaped like its input to skip it",
+                    "use stochastic_depth:mode=sample",
+                )
             if part.kind == "branch" and part.upstream:
-                raise ConfigError(f"residual branch {part.name!r} is only the end of its branch "
-                                  f"({', '.join(part.upstream)} run before it outside any module): block mode would "
-                                  "still run them when it drops the branch, saving nothing",
-                                  "put the branch or the whole block in one module (x + f(x) or act(x + f(x))), "
-                                  "or use stochastic_depth:mode=sample, which saves no compute")
+                raise ConfigError(
+                    f"residual branch {part.name!r} is only the end of its branch "
+                    f"({', '.join(part.upstream)} run before it outside any module): block mode would "
+                    "still run them when it drops the branch, saving nothing",
+                    "put the branch or the whole block in one module (x + f(x) or act(x + f(x))), "
+                    "or use stochastic_depth:mode=sample, which saves no compute",
+                )
     rates = drop_rates(len(parts), drop_path_rate, drop_distribution)
     plan = {p.name: (rate, p) for p, rate in zip(parts, rates)}
 
     def wrap(name: str, module: nn.Module) -> StochasticDepthBranch:
         rate, part = plan[name]
         if part.kind == "post":
-            replace_modules(module, lambda inner, _: inner == part.branch_end,
-                            lambda _, end: BranchEnd(end, rate, mode))
+            replace_modules(
+                module, lambda inner, _: inner == part.branch_end, lambda _, end: BranchEnd(end, rate, mode)
+            )
         return StochasticDepthBranch(module, rate, mode, part.kind, part.branch_end, part.activation)
 
     return replace_modules(model, lambda name, module: name in plan, wrap, optimizer)
@@ -236,11 +252,17 @@ class StochasticDepth(Algorithm):
     priority = 30
     conflicts = {
         "compile": "block mode decides per step in Python whether a branch runs, so torch.compile recompiles "
-                   "or breaks the graph on it; use stochastic_depth:mode=sample with compile",
+        "or breaks the graph on it; use stochastic_depth:mode=sample with compile",
     }
 
-    def __init__(self, drop_path_rate: float = 0.2, mode: str = "block", drop_distribution: str = "linear", *,
-                 target: Target | None = None) -> None:
+    def __init__(
+        self,
+        drop_path_rate: float = 0.2,
+        mode: str = "block",
+        drop_distribution: str = "linear",
+        *,
+        target: Target | None = None,
+    ) -> None:
         try:
             _check(drop_path_rate, mode, drop_distribution)
         except ConfigError as exc:
@@ -259,10 +281,15 @@ class StochasticDepth(Algorithm):
 
     def apply(self, event: Event, state: State) -> None:
         example = sample_inputs(state.train_data, 2).to(state.device)
-        count = apply_stochastic_depth(state.model, example, self.drop_path_rate, self.mode,
-                                       self.drop_distribution, self._target, state.optimizer)
-        require_some(count, self.name, "residual branches (x + f(x))",
-                     "stochastic depth needs a residual network; drop it for this model")
+        count = apply_stochastic_depth(
+            state.model, example, self.drop_path_rate, self.mode, self.drop_distribution, self._target, state.optimizer
+        )
+        require_some(
+            count,
+            self.name,
+            "residual branches (x + f(x))",
+            "stochastic depth needs a residual network; drop it for this model",
+        )
 
 
 CARD = MethodCard(
@@ -272,18 +299,22 @@ CARD = MethodCard(
     action="remove",
     mechanism="both",
     bottleneck=("compute",),
-    paper=Paper("Gao Huang, Yu Sun, Zhuang Liu, Daniel Sedra, Kilian Q. Weinberger", 2016,
-                "Deep Networks with Stochastic Depth", "1603.09382"),
+    paper=Paper(
+        "Gao Huang, Yu Sun, Zhuang Liu, Daniel Sedra, Kilian Q. Weinberger",
+        2016,
+        "Deep Networks with Stochastic Depth",
+        "1603.09382",
+    ),
     export="exact: remove_stochastic_depth(model) unwraps the branches; evaluation already runs the plain net",
     not_worth_it="shallow nets (few residual blocks: each drop removes a large share of the model) and short "
-                 "runs, where the regularization costs more steps than the skipped branches save. sample mode "
-                 "saves no compute at all; peers (Composer) measured about 5% less time at equal accuracy on "
-                 "ResNet-50 (block mode, rate 0.2).",
+    "runs, where the regularization costs more steps than the skipped branches save. sample mode "
+    "saves no compute at all; peers (Composer) measured about 5% less time at equal accuracy on "
+    "ResNet-50 (block mode, rate 0.2).",
     effect="block mode: fewer FLOPs per step (about drop_path_rate/2 of the branch work under the linear rule); "
-           "both modes regularize deep residual nets. Differs from the paper and Composer: kept branches are "
-           "scaled by 1/keep in training instead of by keep at evaluation (the same in expectation), and blocks "
-           "with a projection shortcut are never dropped nor counted in the linear rule; block mode refuses a "
-           "branch whose convolutions run outside any module",
+    "both modes regularize deep residual nets. Differs from the paper and Composer: kept branches are "
+    "scaled by 1/keep in training instead of by keep at evaluation (the same in expectation), and blocks "
+    "with a projection shortcut are never dropped nor counted in the linear rule; block mode refuses a "
+    "branch whose convolutions run outside any module",
     applies_to=("any",),
     needs=("residual",),
     functional=("apply_stochastic_depth", "drop_path", "drop_rates", "remove_stochastic_depth"),

@@ -45,8 +45,10 @@ def as_predicate(target: Target) -> Predicate:
         return lambda name, module: isinstance(module, target)
     if callable(target):
         return target
-    raise ConfigError(f"surgery target {target!r} is neither a module class nor a predicate",
-                      "pass a class such as nn.Conv2d, a tuple of classes, or a function (name, module) -> bool")
+    raise ConfigError(
+        f"surgery target {target!r} is neither a module class nor a predicate",
+        "pass a class such as nn.Conv2d, a tuple of classes, or a function (name, module) -> bool",
+    )
 
 
 def checked_predicate(predicate: Predicate | None) -> Predicate | None:
@@ -209,8 +211,14 @@ class ResidualBranch:
     activation: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
-_ADDS = {torch.add, torch.Tensor.add, torch.Tensor.add_, torch.Tensor.__add__, torch.Tensor.__iadd__,
-         torch.Tensor.__radd__}
+_ADDS = {
+    torch.add,
+    torch.Tensor.add,
+    torch.Tensor.add_,
+    torch.Tensor.__add__,
+    torch.Tensor.__iadd__,
+    torch.Tensor.__radd__,
+}
 _RELUS = {F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_}
 #: Elementwise activations a residual block may apply to its sum; recomputed out of place when needed.
 _ACTIVATIONS = _RELUS | {F.relu6, F.leaky_relu, F.gelu, F.silu, F.elu, F.hardswish, F.mish}
@@ -337,8 +345,18 @@ def find_residual_branches(model: nn.Module, example_input: Any) -> list[Residua
         block = _innermost_block(once, add, recorder.activations)
         if block is not None:
             call, kind, end, activation = block
-            note(call, ResidualBranch(call.name, call.module, tuple(result.shape), tuple(call.inputs[0].shape),
-                                      kind, branch_end=end, activation=activation))
+            note(
+                call,
+                ResidualBranch(
+                    call.name,
+                    call.module,
+                    tuple(result.shape),
+                    tuple(call.inputs[0].shape),
+                    kind,
+                    branch_end=end,
+                    activation=activation,
+                ),
+            )
         # a residual *branch*: a module whose output is added to a tensor that existed before it
         for skip, branch_out in ((a, b), (b, a)):
             if skip is branch_out or id(skip) not in first_input_at:
@@ -348,10 +366,19 @@ def find_residual_branches(model: nn.Module, example_input: Any) -> list[Residua
             if outer is None:
                 continue
             shape_in = tuple(outer.inputs[0].shape) if outer.inputs else None
-            upstream = tuple(c.name for c in calls if first_input_at[id(skip)] <= c.start < outer.start
-                             and not c.encloses(outer) and _has_weight_matrix(c.module))
-            note(outer, ResidualBranch(outer.name, outer.module, tuple(branch_out.shape), shape_in, "branch",
-                                       upstream=upstream))
+            upstream = tuple(
+                c.name
+                for c in calls
+                if first_input_at[id(skip)] <= c.start < outer.start
+                and not c.encloses(outer)
+                and _has_weight_matrix(c.module)
+            )
+            note(
+                outer,
+                ResidualBranch(
+                    outer.name, outer.module, tuple(branch_out.shape), shape_in, "branch", upstream=upstream
+                ),
+            )
     # keep the tensors alive until here so that identity comparisons above stay valid
     del recorder, calls
     return [branch for _, branch in sorted(found.values(), key=lambda item: item[0])]
@@ -379,7 +406,7 @@ def _innermost_block(once: list[_Call], add: _Op, activations: list[_Op]) -> _Bl
             activation = _out_of_place(act.func, act.args, act.kwargs or {})
             if not ends or activation is None or not ends[0].name.startswith(call.name + "."):
                 continue
-            candidate = (call, "post", ends[0].name[len(call.name) + 1:], activation)
+            candidate = (call, "post", ends[0].name[len(call.name) + 1 :], activation)
         elif call.output is add.result:
             candidate = (call, "block", None, None)
         else:
@@ -425,8 +452,10 @@ def sample_inputs(source: Any, count: int) -> torch.Tensor:
         for batch in batches:
             inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
             if not isinstance(inputs, torch.Tensor):
-                raise ConfigError("this method needs tensor inputs to inspect the model",
-                                  "use a batch source that yields (tensor inputs, targets)")
+                raise ConfigError(
+                    "this method needs tensor inputs to inspect the model",
+                    "use a batch source that yields (tensor inputs, targets)",
+                )
             taken.append(inputs[: count - have])
             have += len(taken[-1])
             if have >= count:
@@ -436,8 +465,9 @@ def sample_inputs(source: Any, count: int) -> torch.Tensor:
     return torch.cat(taken)
 
 
-def require_smaller_images_fit(model: nn.Module, source: Any, shrink: Callable[[int, int], tuple[int, int]],
-                               method: str, device: torch.device) -> None:
+def require_smaller_images_fit(
+    model: nn.Module, source: Any, shrink: Callable[[int, int], tuple[int, int]], method: str, device: torch.device
+) -> None:
     """Refuse, before training, a model that only accepts its training image size when ``method``
     will feed it ``shrink(H, W)`` images: one no-grad forward of one cropped sample, RNG restored."""
     example = sample_inputs(source, 1).to(device)
@@ -457,4 +487,3 @@ def require_smaller_images_fit(model: nn.Module, source: Any, shrink: Callable[[
             f"{size[0]}x{size[1]}, and this model fails on them ({reason})",
             f"use a model that pools globally before its classifier (e.g. nn.AdaptiveAvgPool2d), or drop {method}",
         ) from None
-

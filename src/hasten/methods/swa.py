@@ -44,8 +44,9 @@ class SWA(Algorithm):
     touches = frozenset({"model", "schedule"})
     conflicts = {"ema": "both replace the evaluated and final weights with an average; use one weight average"}
 
-    def __init__(self, start: str = "0.75dur", update_interval: str = "1ep",
-                 swa_lr_factor: float | None = None) -> None:
+    def __init__(
+        self, start: str = "0.75dur", update_interval: str = "1ep", swa_lr_factor: float | None = None
+    ) -> None:
         start_time, interval = Time.parse(start), Time.parse(update_interval)
         if interval.unit.value == "dur" or interval.value <= 0:
             raise ValueError(f"update_interval must be a positive ep/ba/sp/tok time, got {update_interval!r}")
@@ -124,22 +125,26 @@ register(
     MethodCard(
         name="swa",
         summary="Stochastic weight averaging: equal-weight average of the weights at each interval from start, "
-                "BatchNorm recomputed at the end",
+        "BatchNorm recomputed at the end",
         component="optimization",
         action="augment",
         mechanism="step-count",
         bottleneck=("compute",),
-        paper=Paper("Izmailov, Podoprikhin, Garipov, Vetrov, Wilson", 2018,
-                    "Averaging Weights Leads to Wider Optima and Better Generalization", "1803.05407"),
+        paper=Paper(
+            "Izmailov, Podoprikhin, Garipov, Vetrov, Wilson",
+            2018,
+            "Averaging Weights Leads to Wider Optima and Better Generalization",
+            "1803.05407",
+        ),
         when="0.75-1.0dur",
         functional=("AveragedModel", "update_bn", "snapshot_steps"),
         effect="Better final quality for the same steps (the paper: CIFAR and ImageNet gains with a constant or "
-               "cyclic lr during averaging), i.e. fewer steps for a target; adds one BatchNorm pass at the end",
+        "cyclic lr during averaging), i.e. fewer steps for a target; adds one BatchNorm pass at the end",
         not_worth_it="Schedules that already anneal to zero with few snapshots left to average (Composer's SWA "
-                     "card reports no gain); huge data sets where the final BatchNorm pass costs a whole epoch; "
-                     "models without BatchNorm gain less from the recompute",
+        "card reports no gain); huge data sets where the final BatchNorm pass costs a whole epoch; "
+        "models without BatchNorm gain less from the recompute",
         export="the model holds the averaged weights after fit; checkpoints before the end hold the raw weights "
-               "plus the running average under the swa method's state",
+        "plus the running average under the swa method's state",
     ),
     SWA,
 )

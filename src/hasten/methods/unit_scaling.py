@@ -38,13 +38,16 @@ from hasten.optim.unit_transfer import check_base_width, unit_adamw
 __all__ = ["UnitScaling", "unit_scale_gpt"]
 
 
-def unit_scale_gpt(model: CharGPT, tau: float | None = None, fp8_backend: str | None = None,
-                   fp8_grad_scale: float = 1.0) -> UnitGPT:
+def unit_scale_gpt(
+    model: CharGPT, tau: float | None = None, fp8_backend: str | None = None, fp8_grad_scale: float = 1.0
+) -> UnitGPT:
     """A freshly initialised ``UnitGPT`` with ``model``'s shapes (weights are redrawn, not converted)."""
     if not isinstance(model, CharGPT):
-        raise ConfigError(f"unit_scaling rebuilds the character GPT, not a {type(model).__name__}",
-                          "use unit=false,fp8=true for FP8 linears on other models, or build a "
-                          "hasten.models.unit_gpt.UnitGPT yourself")
+        raise ConfigError(
+            f"unit_scaling rebuilds the character GPT, not a {type(model).__name__}",
+            "use unit=false,fp8=true for FP8 linears on other models, or build a "
+            "hasten.models.unit_gpt.UnitGPT yourself",
+        )
     return UnitGPT(model.config, tau=tau, fp8_backend=fp8_backend, fp8_grad_scale=fp8_grad_scale)
 
 
@@ -61,12 +64,22 @@ class UnitScaling(Algorithm):
     touches = frozenset({"model", "optimizer"})
     priority = 10  # rebuild the model before other surgery sees it
 
-    def __init__(self, unit: bool = True, fp8: bool = False, fp8_backend: str = "auto", tau: float | None = None,
-                 lr: float = 0.1, weight_decay: float = 1e-4, base_width: int | None = None,
-                 grad_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        unit: bool = True,
+        fp8: bool = False,
+        fp8_backend: str = "auto",
+        tau: float | None = None,
+        lr: float = 0.1,
+        weight_decay: float = 1e-4,
+        base_width: int | None = None,
+        grad_scale: float = 1.0,
+    ) -> None:
         if not unit and not fp8:
-            raise ConfigError("unit_scaling with unit=false and fp8=false changes nothing",
-                              "set unit=true (μS model), fp8=true, or both")
+            raise ConfigError(
+                "unit_scaling with unit=false and fp8=false changes nothing",
+                "set unit=true (μS model), fp8=true, or both",
+            )
         if fp8_backend not in BACKENDS:
             raise ConfigError(f"unknown FP8 backend {fp8_backend!r}", f"use one of {', '.join(BACKENDS)}")
         if tau is not None:
@@ -93,17 +106,23 @@ class UnitScaling(Algorithm):
             assert backend is not None
             swapped = apply_fp8_linears(state.model, backend, self.grad_scale)
             if not swapped:
-                raise ConfigError(f"{type(state.model).__name__} has no bias-free hidden nn.Linear to run in FP8",
-                                  "FP8 linears replace hidden bias-free linears; drop fp8 for this model")
+                raise ConfigError(
+                    f"{type(state.model).__name__} has no bias-free hidden nn.Linear to run in FP8",
+                    "FP8 linears replace hidden bias-free linears; drop fp8 for this model",
+                )
             config["fp8_layers"] = swapped
             return
         model = state.model
         if isinstance(model, CharGPT):
             check_base_width(self.base_width or model.config.width, model.config.width)
         unit_model = unit_scale_gpt(model, self.tau, backend, self.grad_scale).to(state.device)  # type: ignore[arg-type]
-        config["unit_scaling"] = {"tau": unit_model.tau, "lr": self.lr, "weight_decay": self.weight_decay,
-                                  "grad_scale": self.grad_scale,
-                                  "base_width": self.base_width or unit_model.config.width}
+        config["unit_scaling"] = {
+            "tau": unit_model.tau,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "grad_scale": self.grad_scale,
+            "base_width": self.base_width or unit_model.config.width,
+        }
         given, factory = state.optimizer, state.optimizer_factory
         state.model = unit_model
         state.optimizer = None
@@ -121,26 +140,33 @@ register(
     MethodCard(
         name="unit_scaling",
         summary="μnit Scaling: a unit-variance GPT (static multipliers, Res-Post-LN) whose lr transfers across "
-                "widths; fp8=true runs hidden linears in FP8, static scales",
+        "widths; fp8=true runs hidden linears in FP8, static scales",
         component="model",
         action="replace",
         mechanism="both",
         bottleneck=("compute",),
-        paper=Paper("Narayan, Gupta, Paul, Blalock", 2025, "μnit Scaling: Simple and Scalable FP8 LLM Training",
-                    "2502.05967"),
-        functional=("hasten.models.unit_gpt.UnitGPT", "hasten.models.unit_gpt.fixed_residual",
-                    "hasten.models.unit_gpt.tau_for_depth", "hasten.optim.unit_transfer.unit_param_groups",
-                    "hasten.numerics.fp8.fp8_linear", "hasten.numerics.fp8.apply_fp8_linears",
-                    "hasten.numerics.fp8_stats.track_fp8_numerics", "unit_scale_gpt"),
+        paper=Paper(
+            "Narayan, Gupta, Paul, Blalock", 2025, "μnit Scaling: Simple and Scalable FP8 LLM Training", "2502.05967"
+        ),
+        functional=(
+            "hasten.models.unit_gpt.UnitGPT",
+            "hasten.models.unit_gpt.fixed_residual",
+            "hasten.models.unit_gpt.tau_for_depth",
+            "hasten.optim.unit_transfer.unit_param_groups",
+            "hasten.numerics.fp8.fp8_linear",
+            "hasten.numerics.fp8.apply_fp8_linears",
+            "hasten.numerics.fp8_stats.track_fp8_numerics",
+            "unit_scale_gpt",
+        ),
         effect="Cheaper steps on FP8 tensor cores (the paper: 25-33% higher throughput than bf16 at 1B-13B on "
-               "H100s) and far cheaper tuning: lr and weight decay tuned at a small width carry to large ones. "
-               "On CPU FP8 is only emulated: same numerics, slower steps",
+        "H100s) and far cheaper tuning: lr and weight decay tuned at a small width carry to large ones. "
+        "On CPU FP8 is only emulated: same numerics, slower steps",
         not_worth_it="Hardware without FP8 tensor cores (emulation costs time, it only checks numerics); models "
-                     "other than the character GPT for unit=true (refused: the interventions need the model's "
-                     "structure); runs that start from trained SP weights (the model is re-initialised); its lr "
-                     "(0.1 for AdamW on unit-scale weights) is its own, not the baseline's",
+        "other than the character GPT for unit=true (refused: the interventions need the model's "
+        "structure); runs that start from trained SP weights (the model is re-initialised); its lr "
+        "(0.1 for AdamW on unit-scale weights) is its own, not the baseline's",
         export="a different parametrization: export the UnitGPT as it is (FP8Linear layers with backend=None run "
-               "in fp32 with the same multipliers)",
+        "in fp32 with the same multipliers)",
         applies_to=("text",),
     ),
     UnitScaling,

@@ -54,8 +54,12 @@ class UntiedHead(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        require_some(untie_head(state.model, self.init), self.name, "output layer tied to an embedding",
-                     "untied_head applies to models whose head shares the token embedding (the shakespeare GPT)")
+        require_some(
+            untie_head(state.model, self.init),
+            self.name,
+            "output layer tied to an embedding",
+            "untied_head applies to models whose head shares the token embedding (the shakespeare GPT)",
+        )
 
 
 register(
@@ -66,8 +70,12 @@ register(
         action="replace",
         mechanism="step-count",
         bottleneck=("compute",),
-        paper=Paper("Press and Wolf", 2017, "Using the Output Embedding to Improve Language Models (tying; "
-                    "this method undoes it)", "1608.05859"),
+        paper=Paper(
+            "Press and Wolf",
+            2017,
+            "Using the Output Embedding to Improve Language Models (tying; this method undoes it)",
+            "1608.05859",
+        ),
         functional=("untie_head",),
         effect="Lower loss per step in small language models; more parameters (vocab x width), same FLOPs",
         not_worth_it="Large vocabularies where the extra matrix costs memory; models with no tied head (refused)",

@@ -38,8 +38,12 @@ class ZeroInitProjections(Algorithm):
         return event is Event.INIT
 
     def apply(self, event: Event, state: State) -> None:
-        require_some(zero_init_projections(state.model), self.name, "hasten GPT attention or MLP",
-                     "zero_init_projections applies to hasten.models.gpt blocks (the shakespeare workload)")
+        require_some(
+            zero_init_projections(state.model),
+            self.name,
+            "hasten GPT attention or MLP",
+            "zero_init_projections applies to hasten.models.gpt blocks (the shakespeare workload)",
+        )
 
 
 register(

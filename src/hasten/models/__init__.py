@@ -9,6 +9,15 @@ from hasten.models.mnist import MnistCNN
 from hasten.models.resnet import CifarResNet, ConvBN, ResidualBlock, Stage
 
 __all__ = [
-    "MLP", "Block", "CausalSelfAttention", "CharGPT", "CifarResNet", "ConvBN", "GPTConfig", "MnistCNN",
-    "ResidualBlock", "Stage", "decay_groups",
+    "MLP",
+    "Block",
+    "CausalSelfAttention",
+    "CharGPT",
+    "CifarResNet",
+    "ConvBN",
+    "GPTConfig",
+    "MnistCNN",
+    "ResidualBlock",
+    "Stage",
+    "decay_groups",
 ]

@@ -51,8 +51,9 @@ class GPTConfig:
             raise ValueError(f"rotary embeddings need an even head size, got {self.width // self.heads}")
 
 
-def rotary_tables(length: int, head_size: int, base: float = 10000.0,
-                  device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def rotary_tables(
+    length: int, head_size: int, base: float = 10000.0, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin tables (length, head_size / 2) for rotary position embeddings (Su et al. 2021)."""
     inv_freq = 1.0 / base ** (torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
     angles = torch.outer(torch.arange(length, device=device, dtype=torch.float32), inv_freq)

@@ -41,13 +41,16 @@ def tau_for_depth(layers: int) -> float:
 
 def check_tau(tau: float) -> float:
     if not 0.0 < tau < 1.0:
-        raise ConfigError(f"tau must lie strictly between 0 and 1, got {tau}",
-                          "tau weighs the residual branch: sqrt(1-tau) x + sqrt(tau) f(x); 0.4 suits 4 layers")
+        raise ConfigError(
+            f"tau must lie strictly between 0 and 1, got {tau}",
+            "tau weighs the residual branch: sqrt(1-tau) x + sqrt(tau) f(x); 0.4 suits 4 layers",
+        )
     return tau
 
 
-def unit_linear(in_features: int, out_features: int, multiplier: float, fp8_backend: str | None,
-                grad_scale: float = 1.0) -> FP8Linear:
+def unit_linear(
+    in_features: int, out_features: int, multiplier: float, fp8_backend: str | None, grad_scale: float = 1.0
+) -> FP8Linear:
     """A bias-free linear with N(0, 1) weights and a static output multiplier (FP8 when a backend is given)."""
     weight = nn.Parameter(torch.randn(out_features, in_features))
     return FP8Linear(weight, multiplier, fp8_backend, grad_scale)
@@ -64,8 +67,8 @@ class UnitSelfAttention(nn.Module):
         if config.width % config.heads:
             raise ConfigError(f"width {config.width} is not divisible by {config.heads} heads")
         self.heads = config.heads
-        self.qkv = unit_linear(config.width, 3 * config.width, config.width ** -0.5, fp8_backend)
-        self.proj = unit_linear(config.width, config.width, config.width ** -0.5, fp8_backend)
+        self.qkv = unit_linear(config.width, 3 * config.width, config.width**-0.5, fp8_backend)
+        self.proj = unit_linear(config.width, config.width, config.width**-0.5, fp8_backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
@@ -79,8 +82,8 @@ class UnitMLP(nn.Module):
     def __init__(self, config: GPTConfig, fp8_backend: str | None) -> None:
         super().__init__()
         hidden = 4 * config.width
-        self.fc = unit_linear(config.width, hidden, config.width ** -0.5, fp8_backend)
-        self.proj = unit_linear(hidden, config.width, hidden ** -0.5, fp8_backend)
+        self.fc = unit_linear(config.width, hidden, config.width**-0.5, fp8_backend)
+        self.proj = unit_linear(hidden, config.width, hidden**-0.5, fp8_backend)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(F.gelu(self.fc(x)))
@@ -105,13 +108,20 @@ class UnitBlock(nn.Module):
 class UnitGPT(nn.Module):
     """Token ids (B, T) -> next-token logits (B, T, vocab), unit-scaled (see the module docstring)."""
 
-    def __init__(self, config: GPTConfig | None = None, tau: float | None = None,
-                 fp8_backend: str | None = None, fp8_grad_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: GPTConfig | None = None,
+        tau: float | None = None,
+        fp8_backend: str | None = None,
+        fp8_grad_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         config = config or GPTConfig()
         if config.dropout:
-            raise ConfigError(f"the unit-scaled GPT has no dropout, got dropout={config.dropout}",
-                              "set dropout=0 (μnit Scaling trains without it)")
+            raise ConfigError(
+                f"the unit-scaled GPT has no dropout, got dropout={config.dropout}",
+                "set dropout=0 (μnit Scaling trains without it)",
+            )
         self.config = config
         self.tau = check_tau(tau if tau is not None else tau_for_depth(config.layers))
         self.fp8_backend = fp8_backend

@@ -82,9 +82,10 @@ def resolve_backend(backend: str, device: torch.device | str) -> str:
         raise ConfigError(f"unknown FP8 backend {backend!r}", f"use one of {', '.join(BACKENDS)}")
     hardware = fp8_hardware_available(device)
     if backend == "scaled_mm" and not hardware:
-        raise ConfigError(f"FP8 matmuls (scaled_mm) asked for on {device}, which has no FP8 tensor cores",
-                          "use fp8_backend=emulated (same numerics, fp32 speed) or a GPU with compute "
-                          "capability >= 8.9")
+        raise ConfigError(
+            f"FP8 matmuls (scaled_mm) asked for on {device}, which has no FP8 tensor cores",
+            "use fp8_backend=emulated (same numerics, fp32 speed) or a GPU with compute capability >= 8.9",
+        )
     if backend == "auto":
         return "scaled_mm" if hardware else "emulated"
     return backend
@@ -94,8 +95,10 @@ def describe_backend(backend: str) -> str:
     """The sentence a run's record carries, so an emulated run is never read as an FP8-speed one."""
     if backend == "scaled_mm":
         return "FP8 tensor cores via torch._scaled_mm (e4m3 weights/activations, e5m2 gradients, static scales)"
-    return ("FP8 emulated: operands rounded through float8_e4m3fn (weights, activations) and float8_e5m2 "
-            "(gradients), clipped to range, matmuls computed in fp32 (FP8 numerics, not FP8 speed)")
+    return (
+        "FP8 emulated: operands rounded through float8_e4m3fn (weights, activations) and float8_e5m2 "
+        "(gradients), clipped to range, matmuls computed in fp32 (FP8 numerics, not FP8 speed)"
+    )
 
 
 def _emulated_mm(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
@@ -110,8 +113,9 @@ def _scaled_mm(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
     if pad:
         a = torch.cat([a, a.new_zeros(pad, a.shape[1])])
     one = torch.ones((), device=a.device, dtype=torch.float32)
-    out = torch._scaled_mm(a.contiguous(), b.t().contiguous().t(), scale_a=one * scale, scale_b=one,
-                           out_dtype=torch.float32)
+    out = torch._scaled_mm(
+        a.contiguous(), b.t().contiguous().t(), scale_a=one * scale, scale_b=one, out_dtype=torch.float32
+    )
     return out[:rows]
 
 
@@ -119,8 +123,9 @@ class _FP8Matmul(torch.autograd.Function):
     """``y = scale * q4(x) q4(W)^T``; backward ``dx = scale * q5(dy) q4(W)``, ``dW = scale * q5(dy)^T q4(x)``."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, scale: float, backend: str,
-                stats: Any, grad_scale: float) -> torch.Tensor:
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, scale: float, backend: str, stats: Any, grad_scale: float
+    ) -> torch.Tensor:
         if backend == "scaled_mm":
             xq, wq = to_fp8(x, E4M3), to_fp8(weight, E4M3)
             y = _scaled_mm(xq, wq.t(), scale)
@@ -152,8 +157,14 @@ class _FP8Matmul(torch.autograd.Function):
         return grad_x, grad_w, None, None, None, None
 
 
-def fp8_linear(x: torch.Tensor, weight: torch.Tensor, scale: float = 1.0, backend: str = "emulated",
-               stats: Any = None, grad_scale: float = 1.0) -> torch.Tensor:
+def fp8_linear(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    scale: float = 1.0,
+    backend: str = "emulated",
+    stats: Any = None,
+    grad_scale: float = 1.0,
+) -> torch.Tensor:
     """``scale * x W^T`` with e4m3 operands and e5m2 gradients (no bias); result in ``x``'s dtype.
 
     ``grad_scale`` is a static factor on the output gradient before its e5m2 cast, divided out of
@@ -172,8 +183,9 @@ class FP8Linear(nn.Module):
     optimizer's references intact. ``stats`` is set by ``track_fp8_numerics``.
     """
 
-    def __init__(self, weight: nn.Parameter, multiplier: float = 1.0, backend: str | None = "emulated",
-                 grad_scale: float = 1.0) -> None:
+    def __init__(
+        self, weight: nn.Parameter, multiplier: float = 1.0, backend: str | None = "emulated", grad_scale: float = 1.0
+    ) -> None:
         super().__init__()
         self.weight = weight
         self.multiplier = multiplier
@@ -195,16 +207,21 @@ class FP8Linear(nn.Module):
         return fp8_linear(x, self.weight, self.multiplier, self.backend, self.stats, self.grad_scale)
 
     def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"multiplier={self.multiplier:.4g}, backend={self.backend}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"multiplier={self.multiplier:.4g}, backend={self.backend}"
+        )
 
 
 def hidden_linears(model: nn.Module) -> list[tuple[str, nn.Linear]]:
     """The ``nn.Linear`` layers between the model's first and last layer (counting embeddings,
     linears and convolutions in registration order): the input and output layers stay in higher
     precision, as μnit Scaling keeps them."""
-    layers = [(name, m) for name, m in model.named_modules()
-              if isinstance(m, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd))]
+    layers = [
+        (name, m)
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd))
+    ]
     inner = layers[1:-1] if len(layers) > 2 else []
     return [(name, m) for name, m in inner if isinstance(m, nn.Linear)]
 

@@ -56,17 +56,26 @@ class FP8Report:
     layers: dict[str, LayerFP8Stats]
 
     def rows(self) -> list[dict[str, object]]:
-        return [{"layer": name, "tensor": role, "values": c.total,
-                 "underflow": c.underflow_fraction, "clipped": c.clipped_fraction}
-                for name, stats in self.layers.items() for role, c in stats.counts.items()]
+        return [
+            {
+                "layer": name,
+                "tensor": role,
+                "values": c.total,
+                "underflow": c.underflow_fraction,
+                "clipped": c.clipped_fraction,
+            }
+            for name, stats in self.layers.items()
+            for role, c in stats.counts.items()
+        ]
 
     def worst_underflow(self) -> float:
         return max((r["underflow"] for r in self.rows()), default=0.0)  # type: ignore[type-var, return-value]
 
     def table(self) -> str:
         lines = [f"{'layer':<28} {'tensor':<12} {'underflow':>10} {'clipped':>10}"]
-        lines += [f"{r['layer']:<28} {r['tensor']:<12} {r['underflow']:>10.4%} {r['clipped']:>10.4%}"
-                  for r in self.rows()]
+        lines += [
+            f"{r['layer']:<28} {r['tensor']:<12} {r['underflow']:>10.4%} {r['clipped']:>10.4%}" for r in self.rows()
+        ]
         return "\n".join(lines)
 
 

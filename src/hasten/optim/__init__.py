@@ -13,5 +13,13 @@ from hasten.optim.flash import (
 from hasten.optim.schedules import Constant, MultiplicativeCyclic, Schedule, WarmupCosine, WarmupLinear, WarmupTrapezoid
 
 __all__ = ["Constant", "MultiplicativeCyclic", "Schedule", "WarmupCosine", "WarmupLinear", "WarmupTrapezoid"]
-__all__ += ["FlashAdam", "FlashAdamW", "FlashLion", "FlashSGD", "FlashSGDW", "cast_model", "enable_gradient_release",
-            "memory_report"]
+__all__ += [
+    "FlashAdam",
+    "FlashAdamW",
+    "FlashLion",
+    "FlashSGD",
+    "FlashSGDW",
+    "cast_model",
+    "enable_gradient_release",
+    "memory_report",
+]

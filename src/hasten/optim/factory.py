@@ -31,8 +31,9 @@ def baseline_optimizer(state: "State", model: nn.Module) -> torch.optim.Optimize
     return (state.optimizer_factory or default_optimizer)(model)
 
 
-def replace_optimizer(state: "State",
-                      build: Callable[[nn.Module, torch.optim.Optimizer], torch.optim.Optimizer]) -> None:
+def replace_optimizer(
+    state: "State", build: Callable[[nn.Module, torch.optim.Optimizer], torch.optim.Optimizer]
+) -> None:
     """At INIT: the run's optimizer becomes ``build(model, baseline)``, where ``baseline`` is the
     optimizer the run would otherwise have used (built only to read its groups and settings)."""
     given, factory = state.optimizer, state.optimizer_factory or default_optimizer

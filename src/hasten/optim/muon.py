@@ -24,16 +24,27 @@ from torch import nn
 
 from hasten.errors import ConfigError
 
-__all__ = ["NS_COEFFICIENTS", "Muon", "build_muon", "fast_ns_dtype", "input_layer", "newton_schulz", "orthogonalize",
-           "orthogonalize_all", "output_head", "split_params"]
+__all__ = [
+    "NS_COEFFICIENTS",
+    "Muon",
+    "build_muon",
+    "fast_ns_dtype",
+    "input_layer",
+    "newton_schulz",
+    "orthogonalize",
+    "orthogonalize_all",
+    "output_head",
+    "split_params",
+]
 
 #: Quintic coefficients chosen for a steep slope at zero (Jordan et al. 2024).
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 KINDS = ("muon", "adamw", "sgd")
 
 
-def newton_schulz(matrix: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.bfloat16,
-                  eps: float = 1e-7) -> torch.Tensor:
+def newton_schulz(
+    matrix: torch.Tensor, steps: int = 5, dtype: torch.dtype = torch.bfloat16, eps: float = 1e-7
+) -> torch.Tensor:
     """Approximate the orthogonal factor U V^T of ``matrix`` (2-D, or a stack ``(..., rows, cols)``
     orthogonalized matrix by matrix) with ``steps`` quintic iterations.
 
@@ -95,8 +106,9 @@ def orthogonalize(update: torch.Tensor, steps: int = 5, dtype: torch.dtype | Non
     return newton_schulz(flat, steps, dtype).to(update.dtype).view_as(update)
 
 
-def orthogonalize_all(updates: list[torch.Tensor], steps: int = 5,
-                      dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+def orthogonalize_all(
+    updates: list[torch.Tensor], steps: int = 5, dtype: torch.dtype | None = None
+) -> list[torch.Tensor]:
     """``orthogonalize`` of each update, same-shape matrices stacked into one batched iteration."""
     by_shape: dict[tuple[int, int, torch.dtype, torch.device], list[int]] = {}
     for index, update in enumerate(updates):
@@ -176,8 +188,16 @@ class Muon(torch.optim.Optimizer):
     AdamW groups follow ``torch.optim.AdamW``; SGD groups follow ``torch.optim.SGD``.
     """
 
-    def __init__(self, params: Iterable[Any], lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
-                 ns_steps: int = 5, weight_decay: float = 0.0, ns_dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.02,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        weight_decay: float = 0.0,
+        ns_dtype: torch.dtype | None = None,
+    ) -> None:
         if lr < 0 or not 0 <= momentum < 1 or weight_decay < 0 or ns_steps < 1:
             raise ValueError("Muon needs lr >= 0, 0 <= momentum < 1, weight_decay >= 0 and ns_steps >= 1")
         self.ns_dtype = ns_dtype
@@ -287,12 +307,15 @@ def _kind_of(optimizer: torch.optim.Optimizer) -> str | None:
     return None
 
 
-_INHERITED = {"adamw": ("lr", "betas", "eps", "weight_decay"),
-              "sgd": ("lr", "momentum", "dampening", "nesterov", "weight_decay")}
+_INHERITED = {
+    "adamw": ("lr", "betas", "eps", "weight_decay"),
+    "sgd": ("lr", "momentum", "dampening", "nesterov", "weight_decay"),
+}
 
 
-def _aux_groups(others: list[nn.Parameter], baseline: torch.optim.Optimizer | None, aux: str,
-                aux_lr: float | None) -> list[dict[str, Any]]:
+def _aux_groups(
+    others: list[nn.Parameter], baseline: torch.optim.Optimizer | None, aux: str, aux_lr: float | None
+) -> list[dict[str, Any]]:
     """Groups for the non-matrix parameters. With ``aux="auto"`` and an SGD or Adam(W)
     baseline, each keeps the baseline group's kind and settings; otherwise one group."""
     if not others:
@@ -318,10 +341,19 @@ def _aux_groups(others: list[nn.Parameter], baseline: torch.optim.Optimizer | No
     return groups
 
 
-def build_muon(model: nn.Module, lr: float = 0.02, momentum: float = 0.95, nesterov: bool = True,
-               ns_steps: int = 5, weight_decay: float = 0.0, aux: str = "auto", aux_lr: float | None = None,
-               baseline: torch.optim.Optimizer | None = None, exclude: Exclude | None = None,
-               ns_dtype: torch.dtype | None = None) -> Muon:
+def build_muon(
+    model: nn.Module,
+    lr: float = 0.02,
+    momentum: float = 0.95,
+    nesterov: bool = True,
+    ns_steps: int = 5,
+    weight_decay: float = 0.0,
+    aux: str = "auto",
+    aux_lr: float | None = None,
+    baseline: torch.optim.Optimizer | None = None,
+    exclude: Exclude | None = None,
+    ns_dtype: torch.dtype | None = None,
+) -> Muon:
     """A Muon optimizer for ``model``: hidden matrices in one Muon group, the rest in AdamW or SGD.
 
     ``aux="auto"`` keeps the ``baseline`` optimizer's kind and per-group settings for the rest
@@ -329,8 +361,17 @@ def build_muon(model: nn.Module, lr: float = 0.02, momentum: float = 0.95, neste
     """
     matrices, others = split_params(model, exclude)
     if not matrices:
-        raise ConfigError("muon: the model has no hidden-layer matrices to orthogonalize (only embeddings, "
-                          "the head and vectors)", "use another optimizer, or pass exclude= to split it differently")
+        raise ConfigError(
+            "muon: the model has no hidden-layer matrices to orthogonalize (only embeddings, the head and vectors)",
+            "use another optimizer, or pass exclude= to split it differently",
+        )
     groups = [{"params": matrices, "kind": "muon"}, *_aux_groups(others, baseline, aux, aux_lr)]
-    return Muon(groups, lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps,
-                weight_decay=weight_decay, ns_dtype=ns_dtype)
+    return Muon(
+        groups,
+        lr=lr,
+        momentum=momentum,
+        nesterov=nesterov,
+        ns_steps=ns_steps,
+        weight_decay=weight_decay,
+        ns_dtype=ns_dtype,
+    )

@@ -27,12 +27,15 @@ from hasten.models.unit_gpt import UnitGPT
 
 def check_base_width(base_width: int, width: int) -> None:
     if base_width < 1 or base_width > width:
-        raise ConfigError(f"transfer base width {base_width} is outside 1..{width} (the model's width)",
-                          "base_width is the width the lr was tuned at: at most the model's width")
+        raise ConfigError(
+            f"transfer base width {base_width} is outside 1..{width} (the model's width)",
+            "base_width is the width the lr was tuned at: at most the model's width",
+        )
 
 
-def unit_param_groups(model: UnitGPT, lr: float, weight_decay: float, base_width: int | None = None
-                      ) -> list[dict[str, Any]]:
+def unit_param_groups(
+    model: UnitGPT, lr: float, weight_decay: float, base_width: int | None = None
+) -> list[dict[str, Any]]:
     """Four named groups (``hidden``, ``embedding``, ``norm``, ``head``) with the transfer rules applied."""
     if lr <= 0 or weight_decay < 0:
         raise ConfigError(f"unit scaling needs lr > 0 and weight_decay >= 0, got lr={lr}, weight_decay={weight_decay}")
@@ -57,8 +60,13 @@ def unit_param_groups(model: UnitGPT, lr: float, weight_decay: float, base_width
     ]
 
 
-def unit_adamw(model: UnitGPT, lr: float, weight_decay: float, base_width: int | None = None,
-               betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.AdamW:
+def unit_adamw(
+    model: UnitGPT,
+    lr: float,
+    weight_decay: float,
+    base_width: int | None = None,
+    betas: tuple[float, float] = (0.9, 0.99),
+) -> torch.optim.AdamW:
     """AdamW over ``unit_param_groups``."""
     return torch.optim.AdamW(unit_param_groups(model, lr, weight_decay, base_width), lr=lr, betas=betas)
 

@@ -102,4 +102,3 @@ def innermost(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     while isinstance(optimizer, OptimizerWrapper):
         optimizer = optimizer.base_optimizer
     return optimizer
-

@@ -1,11 +1,11 @@
 """Bottleneck profiler: a verdict with evidence, a roofline, and the methods that relieve it.
 
-    from hasten.profile import Profiler
-    prof = Profiler()
-    for batch in prof.wrap(loader):
-        with prof.step():
-            ...
-    report = prof.report()       # .verdict, .evidence, .recommendations
+from hasten.profile import Profiler
+prof = Profiler()
+for batch in prof.wrap(loader):
+    with prof.step():
+        ...
+report = prof.report()       # .verdict, .evidence, .recommendations
 """
 
 from hasten.bottlenecks import PRIORITY as BOTTLENECKS  # in verdict order, as the report lists them

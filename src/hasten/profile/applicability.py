@@ -129,7 +129,8 @@ def _channels_last(model: nn.Module) -> bool:
     weights = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
     informative = [w for w in weights if w.shape[1] > 1 and w.shape[2] * w.shape[3] > 1]
     return bool(informative) and all(
-        w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in informative)
+        w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in informative
+    )
 
 
 def half_precision_share(census: Any) -> float:
@@ -159,15 +160,20 @@ def switches_in_use(model: nn.Module | None, census: Any = None) -> dict[str, st
     return out
 
 
-def inspect_loop(model: nn.Module | None, *, example_input: Any = None, census: Any = None,
-                 modality: str | None = None) -> LoopFacts:
+def inspect_loop(
+    model: nn.Module | None, *, example_input: Any = None, census: Any = None, modality: str | None = None
+) -> LoopFacts:
     """Everything the recommendations need to know about this loop (``modality`` given wins)."""
     if model is None:
         return LoopFacts(modality=modality, in_use=switches_in_use(None, census))
     # a compiled model would compile again for the probe's forward: its residuals stay unchecked
     features, unchecked = model_features(model, None if _compiled(model) else example_input)
-    return LoopFacts(modality=modality or infer_modality(model, example_input), features=features,
-                     unchecked=unchecked, in_use=switches_in_use(model, census))
+    return LoopFacts(
+        modality=modality or infer_modality(model, example_input),
+        features=features,
+        unchecked=unchecked,
+        in_use=switches_in_use(model, census),
+    )
 
 
 def why_not(card: Any, facts: LoopFacts) -> str | None:

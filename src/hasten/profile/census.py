@@ -31,8 +31,9 @@ _SCOPE_EXIT = "_record_function_exit"
 # #195460): their FLOPs are *estimated* from shapes with its own formulas, for the roofline only.
 _ATTENTION_ESTIMATES = {
     "_scaled_dot_product_flash_attention_for_cpu": lambda a: sdpa_flop_count(a[0].shape, a[1].shape, a[2].shape),
-    "_scaled_dot_product_flash_attention_for_cpu_backward":
-        lambda a: sdpa_backward_flop_count(a[0].shape, a[1].shape, a[2].shape, a[3].shape),
+    "_scaled_dot_product_flash_attention_for_cpu_backward": lambda a: sdpa_backward_flop_count(
+        a[0].shape, a[1].shape, a[2].shape, a[3].shape
+    ),
 }
 
 

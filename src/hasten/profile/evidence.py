@@ -102,17 +102,19 @@ def op_rows(trace: TraceSummary, census: StepCensus | None, peaks: Peaks, scale:
     rows = []
     for (op_class, name), (op, count) in _join(trace, census).items():
         calls = op.calls / steps
-        rows.append(OpRow(
-            name=name,
-            op_class=op_class,
-            calls=calls,
-            seconds=op.per_step[ref] * scale if op.per_step else 0.0,
-            flops=count.flops if count is not None else 0.0,
-            work_flops=count.work_flops if count is not None else 0.0,
-            bytes=count.bytes if count is not None else 0.0,
-            dtype=count.dtype if count is not None else "",
-            regime=regime_of(op, count, peaks, trace.on_device),
-        ))
+        rows.append(
+            OpRow(
+                name=name,
+                op_class=op_class,
+                calls=calls,
+                seconds=op.per_step[ref] * scale if op.per_step else 0.0,
+                flops=count.flops if count is not None else 0.0,
+                work_flops=count.work_flops if count is not None else 0.0,
+                bytes=count.bytes if count is not None else 0.0,
+                dtype=count.dtype if count is not None else "",
+                regime=regime_of(op, count, peaks, trace.on_device),
+            )
+        )
     return sorted(rows, key=lambda r: -r.seconds)
 
 
@@ -241,8 +243,15 @@ def class_table(rows: list[OpRow], times: StepTimes, census: StepCensus | None) 
             "bytes_per_s": nbytes / seconds if seconds > 0 else 0.0,
         }
     wait = sum(times.waits) / max(len(times), 1)
-    table[DATA] = {"time_s": wait, "fraction_of_op_time": 0.0, "calls": 1.0, "flops": 0.0, "bytes": 0.0,
-                   "flops_per_s": 0.0, "bytes_per_s": 0.0}
+    table[DATA] = {
+        "time_s": wait,
+        "fraction_of_op_time": 0.0,
+        "calls": 1.0,
+        "flops": 0.0,
+        "bytes": 0.0,
+        "flops_per_s": 0.0,
+        "bytes_per_s": 0.0,
+    }
     return table
 
 
@@ -266,19 +275,26 @@ def notes(census: StepCensus | None, peaks: Peaks, rows: list[OpRow]) -> list[st
     """Caveats a reader needs to weigh the numbers."""
     out = []
     if census is None:
-        out.append("no operation census (the run ended before it, or count_ops=False): FLOPs and bytes are "
-                   "unknown and operations are judged by name")
+        out.append(
+            "no operation census (the run ended before it, or count_ops=False): FLOPs and bytes are "
+            "unknown and operations are judged by name"
+        )
     elif census.error:
         out.append(f"the operation census failed ({census.error}); operations are judged by name")
     if peaks.quick:
         out.append("peaks were measured quickly on the fly; run 'hasten microbench' for steadier ones")
     fastest = max((r.flops / r.seconds for r in rows if r.seconds > 0 and r.flops > 0), default=0.0)
     if fastest > 1.05 * peaks.peak_flops("float32") and fastest > 1.05 * peaks.peak_flops("bfloat16"):
-        out.append("an operation ran faster than the measured peak, so that peak was measured while the machine was "
-                   "busy; MFU is overstated until 'hasten microbench' measures it again")
+        out.append(
+            "an operation ran faster than the measured peak, so that peak was measured while the machine was "
+            "busy; MFU is overstated until 'hasten microbench' measures it again"
+        )
     uncounted = [r.name for r in rows if r.op_class == MATMUL and r.flops == 0 and r.seconds > 0 and census is not None]
     if uncounted:
-        out.append("FLOPs not counted for " + ", ".join(sorted(set(uncounted))[:4])
-                   + " (PyTorch's FLOP counter has no formula for them; MFU is understated; attention FLOPs are "
-                   "estimated from shapes for the roofline)")
+        out.append(
+            "FLOPs not counted for "
+            + ", ".join(sorted(set(uncounted))[:4])
+            + " (PyTorch's FLOP counter has no formula for them; MFU is understated; attention FLOPs are "
+            "estimated from shapes for the roofline)"
+        )
     return out

@@ -109,8 +109,13 @@ def peaks_key(device_type: str, name: str, threads: int, version: str, precision
 
 
 def _identity(device: torch.device) -> tuple[str, str, int, str, str]:
-    return (device.type, device_label(device), torch.get_num_threads(), torch.__version__,
-            torch.get_float32_matmul_precision())
+    return (
+        device.type,
+        device_label(device),
+        torch.get_num_threads(),
+        torch.__version__,
+        torch.get_float32_matmul_precision(),
+    )
 
 
 def cache_path(device: torch.device) -> Path:
@@ -144,8 +149,9 @@ def load_average() -> list[float] | None:
         return None
 
 
-def measure_peaks(device: torch.device | str = "cpu", *, quick: bool = False, sweep: bool = False,
-                  rounds: int | None = None) -> Peaks:
+def measure_peaks(
+    device: torch.device | str = "cpu", *, quick: bool = False, sweep: bool = False, rounds: int | None = None
+) -> Peaks:
     """Measure matmul FLOP/s (fp32, bf16), copy bandwidth and per-operation overhead.
 
     ``quick`` takes well under a second on a CPU; ``sweep`` adds every op class across sizes

@@ -94,8 +94,10 @@ class Profiler:
     ) -> None:
         for name, value, least in (("skip", skip, 0), ("steps", steps, 2), ("record", record, 1)):
             if not isinstance(value, int) or value < least:
-                raise ConfigError(f"Profiler {name}={value!r} must be an integer >= {least}",
-                                  "e.g. Profiler(skip=3, steps=10, record=5)")
+                raise ConfigError(
+                    f"Profiler {name}={value!r} must be an integer >= {least}",
+                    "e.g. Profiler(skip=3, steps=10, record=5)",
+                )
         if not isinstance(min_time, (int, float)) or min_time < 0:
             raise ConfigError(f"Profiler min_time={min_time!r} must be seconds >= 0", "e.g. Profiler(min_time=1.0)")
         if device is None or str(device) == "auto":
@@ -307,17 +309,23 @@ class Profiler:
             return f"{seen}: {self.skip} warm-up and {timed} timed; it needs at least 2 timed and 1 recorded step"
         seconds = sum(self.times.iterations)
         if self.phase == TIMED and timed >= self.steps:
-            return (f"{seen}: the timed window had its {self.steps} steps but lasts at least min_time="
-                    f"{self.min_time:g}s and had run {seconds:.2f}s over {timed} steps when the loop ended, "
-                    "so no step was recorded")
-        return (f"{seen}: {self.skip} warm-up and {timed} timed, none recorded; it needs at least {self.steps} "
-                f"timed steps lasting min_time={self.min_time:g}s, then 1 recorded ({self.steps_needed} steps "
-                "for everything when the steps are quick)")
+            return (
+                f"{seen}: the timed window had its {self.steps} steps but lasts at least min_time="
+                f"{self.min_time:g}s and had run {seconds:.2f}s over {timed} steps when the loop ended, "
+                "so no step was recorded"
+            )
+        return (
+            f"{seen}: {self.skip} warm-up and {timed} timed, none recorded; it needs at least {self.steps} "
+            f"timed steps lasting min_time={self.min_time:g}s, then 1 recorded ({self.steps_needed} steps "
+            "for everything when the steps are quick)"
+        )
 
     def _too_few_steps_hint(self) -> str:
         if self.phase == TIMED and len(self.times) >= self.steps:
-            return ("run more steps, pass a smaller min_time= (--min-time), or iterate with prof.wrap(loader) over "
-                    "a loader with a length so the timed window ends in time")
+            return (
+                "run more steps, pass a smaller min_time= (--min-time), or iterate with prof.wrap(loader) over "
+                "a loader with a length so the timed window ends in time"
+            )
         return "run more steps (and call prof.step() in the loop), or pass smaller skip=/steps=/record= to Profiler"
 
     def report(self) -> Report:
@@ -335,8 +343,13 @@ class Profiler:
         decision = decide(evidence["shares"])
         facts = inspect_loop(self.model, example_input=self._example(), census=census, modality=self.modality)
         recommendations, left_out = recommend_for_loop(
-            decision.verdict, evidence, secondary=decision.secondary, exclude=self.exclude, facts=facts,
-            bf16_speedup=peaks.peak_flops("bfloat16") / peaks.peak_flops("float32"))
+            decision.verdict,
+            evidence,
+            secondary=decision.secondary,
+            exclude=self.exclude,
+            facts=facts,
+            bf16_speedup=peaks.peak_flops("bfloat16") / peaks.peak_flops("float32"),
+        )
         return Report(
             verdict=decision.verdict,
             evidence=evidence,
@@ -347,7 +360,6 @@ class Profiler:
             rule=decision.rule,
             advice=build_advice(decision.verdict, decision.secondary, peaks),
         )
-
 
     def _example(self) -> Any:
         """One small batch of model inputs for the residual probe: given, seen by ``wrap``, or drawn

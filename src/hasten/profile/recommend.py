@@ -92,16 +92,20 @@ def _fits(card: Any, modality: str | None) -> bool:
     return modality is None or "any" in applies or modality in applies
 
 
-def candidates(bottleneck: str, *, modality: str | None = None, exclude: Iterable[str] = (),
-               methods: Sequence[Any] | None = None) -> list[Any]:
+def candidates(
+    bottleneck: str, *, modality: str | None = None, exclude: Iterable[str] = (), methods: Sequence[Any] | None = None
+) -> list[Any]:
     """Catalogue entries whose card lists ``bottleneck``, ranked best first."""
     if methods is None:
         from hasten.methods.registry import all_methods
 
         methods = all_methods()
     excluded = set(exclude)
-    chosen = [m for m in methods
-              if bottleneck in m.card.bottleneck and m.card.name not in excluded and _fits(m.card, modality)]
+    chosen = [
+        m
+        for m in methods
+        if bottleneck in m.card.bottleneck and m.card.name not in excluded and _fits(m.card, modality)
+    ]
     return sorted(chosen, key=lambda m: _rank(m.card, bottleneck))
 
 
@@ -111,18 +115,41 @@ def needs_fast_bf16(card: Any) -> bool:
     return "bf16" in text or "bfloat16" in text
 
 
-def recommend(verdict: str, evidence: dict[str, Any], *, secondary: str | None = None, modality: str | None = None,
-              exclude: Iterable[str] = (), methods: Sequence[Any] | None = None,
-              bf16_speedup: float | None = None, facts: LoopFacts | None = None) -> list[Recommendation]:
+def recommend(
+    verdict: str,
+    evidence: dict[str, Any],
+    *,
+    secondary: str | None = None,
+    modality: str | None = None,
+    exclude: Iterable[str] = (),
+    methods: Sequence[Any] | None = None,
+    bf16_speedup: float | None = None,
+    facts: LoopFacts | None = None,
+) -> list[Recommendation]:
     """Methods for the verdict, then for the secondary bottleneck, each with why and effect."""
-    return recommend_for_loop(verdict, evidence, secondary=secondary, modality=modality, exclude=exclude,
-                              methods=methods, bf16_speedup=bf16_speedup, facts=facts)[0]
+    return recommend_for_loop(
+        verdict,
+        evidence,
+        secondary=secondary,
+        modality=modality,
+        exclude=exclude,
+        methods=methods,
+        bf16_speedup=bf16_speedup,
+        facts=facts,
+    )[0]
 
 
-def recommend_for_loop(verdict: str, evidence: dict[str, Any], *, secondary: str | None = None,
-                       modality: str | None = None, exclude: Iterable[str] = (), methods: Sequence[Any] | None = None,
-                       bf16_speedup: float | None = None,
-                       facts: LoopFacts | None = None) -> tuple[list[Recommendation], list[LeftOut]]:
+def recommend_for_loop(
+    verdict: str,
+    evidence: dict[str, Any],
+    *,
+    secondary: str | None = None,
+    modality: str | None = None,
+    exclude: Iterable[str] = (),
+    methods: Sequence[Any] | None = None,
+    bf16_speedup: float | None = None,
+    facts: LoopFacts | None = None,
+) -> tuple[list[Recommendation], list[LeftOut]]:
     """Recommendations for the verdict and the secondary bottleneck, and the methods left out
     because they cannot act on this loop (``facts``; without them only ``modality`` is known).
 
@@ -146,8 +173,10 @@ def recommend_for_loop(verdict: str, evidence: dict[str, Any], *, secondary: str
             why = f"{bottleneck}-bound: {reason}" if bottleneck == verdict else f"secondary ({bottleneck}): {reason}"
             slow_bf16 = bottleneck == "compute" and bf16_speedup is not None and bf16_speedup < 1.2
             if slow_bf16 and needs_fast_bf16(card):
-                why += (f"; but this device's measured bf16 matmul rate is {bf16_speedup:.2f}x its fp32 rate, "
-                        "so expect little or no speed-up here")
+                why += (
+                    f"; but this device's measured bf16 matmul rate is {bf16_speedup:.2f}x its fp32 rate, "
+                    "so expect little or no speed-up here"
+                )
             rec = Recommendation(
                 method=card.name,
                 bottleneck=bottleneck,

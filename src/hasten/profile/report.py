@@ -70,8 +70,11 @@ def _render(report: Report, limit: int) -> list[str]:
     if report.secondary:
         lines.append(f"Also notable: {report.secondary} ({ev['shares'][report.secondary]:.0%} of step time).")
     threads = f", {ev['threads']} thread{'s' if ev['threads'] != 1 else ''}" if ev["device"] == "cpu" else ""
-    lines += ["", f"Evidence ({ev['device']}: {ev['device_name']}{threads}; {ev['steps_timed']} timed steps, "
-                  f"{ev['steps_recorded']} recorded)"]
+    lines += [
+        "",
+        f"Evidence ({ev['device']}: {ev['device_name']}{threads}; {ev['steps_timed']} timed steps, "
+        f"{ev['steps_recorded']} recorded)",
+    ]
     shares = "  ".join(f"{b} {ev['shares'][b]:.0%}" for b in PRIORITY)
     per_sample = f", {_fmt_time(ev['time_per_sample_s'])} per sample" if ev.get("time_per_sample_s") else ""
     lines += [
@@ -105,15 +108,20 @@ def _render(report: Report, limit: int) -> list[str]:
         )
     top = [op for op in ev["top_ops"][:5] if op["time_s"] > 0]
     if top:
-        lines.append("  slowest operations  " + ", ".join(
-            f"{op['name'].replace('aten::', '')} {_fmt_time(op['time_s'])} ({op['regime']})" for op in top))
+        lines.append(
+            "  slowest operations  "
+            + ", ".join(f"{op['name'].replace('aten::', '')} {_fmt_time(op['time_s'])} ({op['regime']})" for op in top)
+        )
     for note in ev.get("notes", []):
         lines.append(f"  note: {note}")
     lines += ["", "Recommendations (best first)"]
     if not report.recommendations:
-        lines.append(f"  no method in the catalogue that lists '{report.verdict}' as the bottleneck it relieves "
-                     "can act on this loop" if report.left_out else
-                     f"  no method in the catalogue lists '{report.verdict}' as the bottleneck it relieves")
+        lines.append(
+            f"  no method in the catalogue that lists '{report.verdict}' as the bottleneck it relieves "
+            "can act on this loop"
+            if report.left_out
+            else f"  no method in the catalogue lists '{report.verdict}' as the bottleneck it relieves"
+        )
     for i, rec in enumerate(report.recommendations[:limit], 1):
         lines.append(f"  {i}. {rec.method}: {rec.summary}")
         lines.append(f"     expected effect: {rec.effect}")
@@ -122,8 +130,9 @@ def _render(report: Report, limit: int) -> list[str]:
         rest = ", ".join(r.method for r in report.recommendations[limit:])
         lines.append(f"  more: {rest}")
     if report.left_out:
-        lines.append("  left out, as they cannot help this loop: " + "; ".join(
-            f"{x.method} ({x.why})" for x in report.left_out))
+        lines.append(
+            "  left out, as they cannot help this loop: " + "; ".join(f"{x.method} ({x.why})" for x in report.left_out)
+        )
     if report.advice:
         lines += ["", "First things to try outside the catalogue"]
         lines += [f"  - {tip}" for tip in report.advice]
@@ -143,6 +152,8 @@ def build_advice(verdict: str, secondary: str | None, peaks: Any = None) -> list
         if ratio < 1.2:
             tips = [t for t in tips if "bf16" not in t]
             if verdict in ("compute", "memory"):
-                tips.append(f"skip bf16 for speed on this device: its measured bf16 matmul rate is {ratio:.2f}x the "
-                            "fp32 rate (no fast bf16 units); it still halves bytes moved")
+                tips.append(
+                    f"skip bf16 for speed on this device: its measured bf16 matmul rate is {ratio:.2f}x the "
+                    "fp32 rate (no fast bf16 units); it still halves bytes moved"
+                )
     return tips

@@ -58,21 +58,45 @@ def plot_roofline(
         roofs.append(("bfloat16", "gray", "--"))
     for dtype, color, style in roofs:
         peak = peaks.peak_flops(dtype)
-        ax.plot(xs, [min(peak, peaks.bandwidth * x) for x in xs], color=color, linestyle=style, linewidth=2,
-                label=f"roof {dtype}: {peak / 1e9:.1f} GFLOP/s, {peaks.bandwidth / 1e9:.1f} GB/s")
+        ax.plot(
+            xs,
+            [min(peak, peaks.bandwidth * x) for x in xs],
+            color=color,
+            linestyle=style,
+            linewidth=2,
+            label=f"roof {dtype}: {peak / 1e9:.1f} GFLOP/s, {peaks.bandwidth / 1e9:.1f} GB/s",
+        )
     ax.axvline(ridge, color="black", linestyle=":", linewidth=1)
-    ax.annotate(f"ridge {ridge:.1f} FLOP/B", (ridge, peaks.peak_flops("float32")), textcoords="offset points",
-                xytext=(6, -14), fontsize=8)
+    ax.annotate(
+        f"ridge {ridge:.1f} FLOP/B",
+        (ridge, peaks.peak_flops("float32")),
+        textcoords="offset points",
+        xytext=(6, -14),
+        fontsize=8,
+    )
     for op_class, color in _COLORS.items():
         mine = [p for p in sweep if p.op_class == op_class and p.intensity > 0]
         if mine:
-            ax.scatter([p.intensity for p in mine], [p.flops_per_s for p in mine], s=14, color=color, alpha=0.45,
-                       label=f"microbench {op_class}")
+            ax.scatter(
+                [p.intensity for p in mine],
+                [p.flops_per_s for p in mine],
+                s=14,
+                color=color,
+                alpha=0.45,
+                label=f"microbench {op_class}",
+            )
     total = sum(op["time_s"] for op in placed) or 1.0
     for i, op in enumerate(sorted(placed, key=lambda o: -o["time_s"])):
         x, y = op["work_flops"] / op["bytes"], op["work_flops"] / op["time_s"]
-        ax.scatter([x], [y], s=30 + 400 * op["time_s"] / total, marker="D", edgecolors="black",
-                   color=_COLORS.get(op["class"], "tab:gray"), zorder=3)
+        ax.scatter(
+            [x],
+            [y],
+            s=30 + 400 * op["time_s"] / total,
+            marker="D",
+            edgecolors="black",
+            color=_COLORS.get(op["class"], "tab:gray"),
+            zorder=3,
+        )
         if i < label_top:
             ax.annotate(op["name"].replace("aten::", ""), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     if placed:

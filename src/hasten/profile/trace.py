@@ -72,7 +72,6 @@ class TraceSummary:
         return max(0.0, self.bodies[step] - sum(op.per_step[step] for op in self.ops.values()))
 
 
-
 def merge_intervals(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     """Union of intervals, sorted and non-overlapping."""
     merged: list[list[float]] = []

@@ -59,21 +59,33 @@ def explain(verdict: str, evidence: dict[str, Any]) -> str:
     step_ms = evidence["step_time_s"] * 1e3
     part_ms = share * step_ms
     if verdict == "data":
-        return (f"waiting for the next batch takes {share:.0%} of each step ({part_ms:.1f} ms of {step_ms:.1f} ms); "
-                "the model is idle while the input pipeline works")
+        return (
+            f"waiting for the next batch takes {share:.0%} of each step ({part_ms:.1f} ms of {step_ms:.1f} ms); "
+            "the model is idle while the input pipeline works"
+        )
     if verdict == "host":
         ops, mean_us = evidence["ops_per_step"], evidence["mean_op_time_s"] * 1e6
-        where = ("the device sits idle waiting for the host" if evidence.get("device_idle_fraction") is not None
-                 else "time goes to Python, the framework and per-operation overhead rather than arithmetic")
-        return (f"{share:.0%} of each step is host overhead ({part_ms:.1f} ms of {step_ms:.1f} ms, {ops:.0f} "
-                f"operations per step averaging {mean_us:.0f} us); {where}")
+        where = (
+            "the device sits idle waiting for the host"
+            if evidence.get("device_idle_fraction") is not None
+            else "time goes to Python, the framework and per-operation overhead rather than arithmetic"
+        )
+        return (
+            f"{share:.0%} of each step is host overhead ({part_ms:.1f} ms of {step_ms:.1f} ms, {ops:.0f} "
+            f"operations per step averaging {mean_us:.0f} us); {where}"
+        )
     if verdict == "memory":
-        return (f"{share:.0%} of each step is in memory-bound operations ({part_ms:.1f} ms of {step_ms:.1f} ms): "
-                f"they do fewer FLOPs per byte moved than the ridge point ({evidence['ridge_point']:.1f} FLOP/byte), "
-                "so bandwidth, not arithmetic, sets their speed")
+        return (
+            f"{share:.0%} of each step is in memory-bound operations ({part_ms:.1f} ms of {step_ms:.1f} ms): "
+            f"they do fewer FLOPs per byte moved than the ridge point ({evidence['ridge_point']:.1f} FLOP/byte), "
+            "so bandwidth, not arithmetic, sets their speed"
+        )
     if verdict == "compute":
-        return (f"{share:.0%} of each step is in compute-bound operations ({part_ms:.1f} ms of {step_ms:.1f} ms), "
-                f"running at {evidence['mfu']:.0%} of this device's measured {evidence['matmul_dtype']} peak; "
-                "only fewer or cheaper FLOPs make steps faster")
-    return (f"communication not hidden behind compute takes {share:.0%} of each step "
-            f"({part_ms:.1f} ms of {step_ms:.1f} ms)")
+        return (
+            f"{share:.0%} of each step is in compute-bound operations ({part_ms:.1f} ms of {step_ms:.1f} ms), "
+            f"running at {evidence['mfu']:.0%} of this device's measured {evidence['matmul_dtype']} peak; "
+            "only fewer or cheaper FLOPs make steps faster"
+        )
+    return (
+        f"communication not hidden behind compute takes {share:.0%} of each step ({part_ms:.1f} ms of {step_ms:.1f} ms)"
+    )

@@ -41,11 +41,26 @@ def profile_workload(
     """
     spec = get_workload(workload)
     device = resolve_device(device)
-    profiler = Profiler(device, skip=skip, steps=steps, record=record, min_time=min_time, count_ops=count_ops,
-                        modality=spec.modality, exclude=[parse_spec(m)[0] for m in methods])
+    profiler = Profiler(
+        device,
+        skip=skip,
+        steps=steps,
+        record=record,
+        min_time=min_time,
+        count_ops=count_ops,
+        modality=spec.modality,
+        exclude=[parse_spec(m)[0] for m in methods],
+    )
     trainer = build_trainer(
-        spec, methods, duration=duration, seed=seed, device=device, precision=precision, data_dir=data_dir,
-        callbacks=[ProfilerCallback(profiler, stop_when_done=True)], eval_interval=[NEVER],
+        spec,
+        methods,
+        duration=duration,
+        seed=seed,
+        device=device,
+        precision=precision,
+        data_dir=data_dir,
+        callbacks=[ProfilerCallback(profiler, stop_when_done=True)],
+        eval_interval=[NEVER],
     )
     trainer.state.eval_data = None
     result = trainer.fit()

@@ -26,7 +26,18 @@ from hasten.prune.metrics import (
 from hasten.prune.strategies import STRATEGIES, compute_masks
 
 __all__ = [
-    "STRATEGIES", "Budget", "MultiplyAdds", "apply_masks", "budget_for", "compute_masks", "inference_time",
-    "interleaved_inference_ratio", "masks_of", "multiply_adds", "nonzero_count", "parameter_count",
-    "prunable_layers", "restore_masks",
+    "STRATEGIES",
+    "Budget",
+    "MultiplyAdds",
+    "apply_masks",
+    "budget_for",
+    "compute_masks",
+    "inference_time",
+    "interleaved_inference_ratio",
+    "masks_of",
+    "multiply_adds",
+    "nonzero_count",
+    "parameter_count",
+    "prunable_layers",
+    "restore_masks",
 ]

@@ -55,16 +55,22 @@ def recipe_for(strategy: str, compression: float) -> str:
     return "prune:unpruned" if strategy == CONTROL else f"prune:{strategy}@{compression:g}x"
 
 
-def finished_pruning(store: RunStore, workload: str, strategy: str, compression: float, seed: int,
-                     settings: PruneSettings) -> dict[str, Any] | None:
+def finished_pruning(
+    store: RunStore, workload: str, strategy: str, compression: float, seed: int, settings: PruneSettings
+) -> dict[str, Any] | None:
     """The results of a completed run of this very point and settings, if the store has one (so an
     interrupted benchmark continues instead of starting over)."""
     pretrain = settings.pretrain or get_workload(workload).default_duration
     for record in store.list_runs(workload, recipe=recipe_for(strategy, compression), status="completed"):
         found = record.config.get("pruning") or {}
-        if (record.seed == seed and "after" in found and found.get("pretrain") == pretrain
-                and found.get("finetune") == settings.finetune and found.get("lr_scale") == settings.lr_scale
-                and found.get("include_classifier") == settings.include_classifier):
+        if (
+            record.seed == seed
+            and "after" in found
+            and found.get("pretrain") == pretrain
+            and found.get("finetune") == settings.finetune
+            and found.get("lr_scale") == settings.lr_scale
+            and found.get("include_classifier") == settings.include_classifier
+        ):
             return found
     return None
 
@@ -76,8 +82,15 @@ def pretrained_weights(workload: str, seed: int, settings: PruneSettings, store:
     cache = Path(store.path).parent / "prune-pretrained" / f"{workload}-{duration}-seed{seed}.pt"
     if cache.exists():
         return torch.load(cache, map_location="cpu", weights_only=True)
-    trainer = build_trainer(workload, duration=duration, seed=seed, device=settings.device,
-                            data_dir=settings.data_dir, store=store, config={"prune_pretraining": True})
+    trainer = build_trainer(
+        workload,
+        duration=duration,
+        seed=seed,
+        device=settings.device,
+        data_dir=settings.data_dir,
+        store=store,
+        config={"prune_pretraining": True},
+    )
     result = trainer.fit()
     if result.status != "completed":
         raise RuntimeError(f"pretraining {workload} seed {seed} ended {result.status}: {result.error}")
@@ -89,14 +102,16 @@ def pretrained_weights(workload: str, seed: int, settings: PruneSettings, store:
     return weights
 
 
-def run_pruning(workload: str, strategy: str, compression: float, *, seed: int, settings: PruneSettings,
-                store: RunStore) -> dict[str, Any]:
+def run_pruning(
+    workload: str, strategy: str, compression: float, *, seed: int, settings: PruneSettings, store: RunStore
+) -> dict[str, Any]:
     """Prune, evaluate, fine-tune, evaluate; record the run; return ``config["pruning"]`` with results."""
     if strategy != CONTROL:
         check_strategy(strategy)
     weights = pretrained_weights(workload, seed, settings, store)
-    trainer = build_trainer(workload, duration=settings.finetune, seed=seed, device=settings.device,
-                            data_dir=settings.data_dir, store=store)
+    trainer = build_trainer(
+        workload, duration=settings.finetune, seed=seed, device=settings.device, data_dir=settings.data_dir, store=store
+    )
     state = trainer.state
     model = state.model
     model.load_state_dict(weights)
@@ -108,18 +123,28 @@ def run_pruning(workload: str, strategy: str, compression: float, *, seed: int, 
         budget = budget_for(model, layers, compression)
         batch = next(iter(state.train_data.batches(0)))
         batch = tuple(t.to(state.device) if torch.is_tensor(t) else t for t in batch)
-        apply_masks(layers, compute_masks(strategy, model, layers, budget, seed=seed, batch=batch,
-                                          loss_fn=state.loss_fn))
+        apply_masks(
+            layers, compute_masks(strategy, model, layers, budget, seed=seed, batch=batch, loss_fn=state.loss_fn)
+        )
     assert state.eval_data is not None
     sample = next(iter(state.eval_data))[0][:32].to(state.device)
     macs = multiply_adds(model, sample[:1])
     size, nonzero = parameter_count(model), nonzero_count(model)
     pruning: dict[str, Any] = {
-        "strategy": strategy, "compression_target": compression, "seed": seed,
-        "pretrain": settings.pretrain or get_workload(workload).default_duration, "finetune": settings.finetune,
-        "lr_scale": settings.lr_scale, "include_classifier": settings.include_classifier,
-        "prunable_layers": list(layers), "size": size, "nonzero": nonzero, "compression": size / nonzero,
-        "macs_dense": macs.dense, "macs_nonzero": macs.nonzero, "theoretical_speedup": macs.speedup,
+        "strategy": strategy,
+        "compression_target": compression,
+        "seed": seed,
+        "pretrain": settings.pretrain or get_workload(workload).default_duration,
+        "finetune": settings.finetune,
+        "lr_scale": settings.lr_scale,
+        "include_classifier": settings.include_classifier,
+        "prunable_layers": list(layers),
+        "size": size,
+        "nonzero": nonzero,
+        "compression": size / nonzero,
+        "macs_dense": macs.dense,
+        "macs_nonzero": macs.nonzero,
+        "theoretical_speedup": macs.speedup,
         "inference_time_ratio": interleaved_inference_ratio(model, dense, sample),
     }
     base_factory = state.optimizer_factory
@@ -138,9 +163,15 @@ def run_pruning(workload: str, strategy: str, compression: float, *, seed: int, 
     result = trainer.fit()
     metric = state.run_info["metric"]
     before = result.evals[0].metrics if result.evals and result.evals[0].step == 0 else {}
-    pruning.update(before=before, after=dict(result.final), status=result.status, run_id=result.run_id,
-                   metric=metric, finetune_time_s=result.train_time_s,
-                   masked_weights_after=sum(int((weight_now(m) == 0).sum()) for m in layers.values()))
+    pruning.update(
+        before=before,
+        after=dict(result.final),
+        status=result.status,
+        run_id=result.run_id,
+        metric=metric,
+        finetune_time_s=result.train_time_s,
+        masked_weights_after=sum(int((weight_now(m) == 0).sum()) for m in layers.values()),
+    )
     record = store.get_run(result.run_id, with_evals=False)
     store.update_run(result.run_id, config={**record.config, "pruning": pruning})
     return pruning

@@ -30,9 +30,11 @@ def prunable_layers(model: nn.Module, include_classifier: bool = False) -> dict[
     if layers and not include_classifier:
         layers.pop(list(layers)[-1])
     if not layers:
-        raise ConfigError(f"{type(model).__name__} has no prunable layers (Linear or Conv2d"
-                          f"{', classifier excluded' if not include_classifier else ''})",
-                          "prune a model with Linear/Conv2d layers, or pass include_classifier=True")
+        raise ConfigError(
+            f"{type(model).__name__} has no prunable layers (Linear or Conv2d"
+            f"{', classifier excluded' if not include_classifier else ''})",
+            "prune a model with Linear/Conv2d layers, or pass include_classifier=True",
+        )
     return layers
 
 
@@ -74,8 +76,10 @@ def budget_for(model: nn.Module, layers: dict[str, nn.Module], compression: floa
     kept = round(total / compression) - (total - prunable)
     if kept < 1:
         best = total / (total - prunable + 1)
-        raise ConfigError(f"compression {compression:g} is out of reach: the unprunable parameters alone give "
-                          f"{best:.1f}x", f"ask for at most {best:.1f}x, or include the classifier")
+        raise ConfigError(
+            f"compression {compression:g} is out of reach: the unprunable parameters alone give {best:.1f}x",
+            f"ask for at most {best:.1f}x, or include the classifier",
+        )
     return Budget(total, prunable, min(kept, prunable))
 
 
@@ -107,6 +111,7 @@ def restore_masks(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> None
 def nonzero_count(model: nn.Module) -> int:
     """Parameters minus the masked-out weights (ShrinkBench's ``size_nz``, counted from the masks so a
     weight that happens to be exactly zero, such as a fresh norm bias, still counts as kept)."""
-    pruned = sum(int((cast(torch.Tensor, m.weight_mask) == 0).sum()) for m in model.modules()
-                 if hasattr(m, "weight_mask"))
+    pruned = sum(
+        int((cast(torch.Tensor, m.weight_mask) == 0).sum()) for m in model.modules() if hasattr(m, "weight_mask")
+    )
     return parameter_count(model) - pruned

@@ -46,8 +46,15 @@ def pruning_results(store: RunStore, workload: str) -> list[dict[str, Any]]:
     for record in store.list_runs(workload, status="completed"):
         pruning = record.config.get("pruning")
         if isinstance(pruning, dict) and "after" in pruning:
-            key = (pruning["strategy"], float(pruning["compression_target"]), pruning["seed"], pruning["pretrain"],
-                   pruning["finetune"], pruning["lr_scale"], pruning["include_classifier"])
+            key = (
+                pruning["strategy"],
+                float(pruning["compression_target"]),
+                pruning["seed"],
+                pruning["pretrain"],
+                pruning["finetune"],
+                pruning["lr_scale"],
+                pruning["include_classifier"],
+            )
             found.setdefault(key, pruning)  # a point run twice counts once (the first run)
     if not found:
         raise ConfigError(f"no pruning runs of {workload!r} in {store.path}", f"run 'hasten prune {workload}' first")
@@ -62,14 +69,18 @@ def summarize(results: list[dict[str, Any]]) -> tuple[str, list[Row]]:
         groups[(r["strategy"], float(r["compression_target"]))].append(r)
     rows = []
     for (strategy, target), group in sorted(groups.items(), key=lambda kv: (kv[0][0] != CONTROL, kv[0])):
-        rows.append(Row(
-            strategy, target, len({g["seed"] for g in group}),
-            statistics.fmean(g["compression"] for g in group),
-            statistics.fmean(g["theoretical_speedup"] for g in group),
-            _mean_std([g["before"].get(metric) for g in group]),
-            _mean_std([g["after"].get(metric) for g in group]),
-            statistics.median(g["inference_time_ratio"] for g in group),
-        ))
+        rows.append(
+            Row(
+                strategy,
+                target,
+                len({g["seed"] for g in group}),
+                statistics.fmean(g["compression"] for g in group),
+                statistics.fmean(g["theoretical_speedup"] for g in group),
+                _mean_std([g["before"].get(metric) for g in group]),
+                _mean_std([g["after"].get(metric) for g in group]),
+                statistics.median(g["inference_time_ratio"] for g in group),
+            )
+        )
     return metric, rows
 
 
@@ -79,14 +90,20 @@ def _cell(value: tuple[float, float], seeds: int) -> str:
 
 
 def markdown_table(metric: str, rows: list[Row]) -> str:
-    lines = [(f"| strategy | target | seeds | compression | theoretical speedup | {metric} before fine-tuning | "
-             f"{metric} after fine-tuning | inference time vs dense |"),
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        (
+            f"| strategy | target | seeds | compression | theoretical speedup | {metric} before fine-tuning | "
+            f"{metric} after fine-tuning | inference time vs dense |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for r in rows:
-        lines.append(f"| {'unpruned control' if r.strategy == CONTROL else r.strategy} | {r.compression_target:g}x | "
-                     f"{r.seeds} | {r.compression:.2f} | {r.theoretical_speedup:.2f} | "
-                     f"{_cell(r.before, r.seeds)} | {_cell(r.after, r.seeds)} | "
-                     f"{r.inference_time_ratio:.2f}x |")
+        lines.append(
+            f"| {'unpruned control' if r.strategy == CONTROL else r.strategy} | {r.compression_target:g}x | "
+            f"{r.seeds} | {r.compression:.2f} | {r.theoretical_speedup:.2f} | "
+            f"{_cell(r.before, r.seeds)} | {_cell(r.after, r.seeds)} | "
+            f"{r.inference_time_ratio:.2f}x |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -99,15 +116,26 @@ def plot(metric: str, rows: list[Row], x: str, path: Path) -> Path:
     for strategy in sorted({r.strategy for r in rows} - {CONTROL}):
         points = sorted((getattr(r, x), r.after) for r in rows if r.strategy == strategy)
         style: dict[str, Any] = {"linestyle": "--", "color": "grey"} if strategy == "random" else {}
-        axes.errorbar([p[0] for p in points], [p[1][0] for p in points], yerr=[p[1][1] for p in points],
-                      marker="o", markersize=3.5, capsize=2, label=strategy, **style)
+        axes.errorbar(
+            [p[0] for p in points],
+            [p[1][0] for p in points],
+            yerr=[p[1][1] for p in points],
+            marker="o",
+            markersize=3.5,
+            capsize=2,
+            label=strategy,
+            **style,
+        )
     for r in rows:
         if r.strategy == CONTROL:
             axes.axhline(r.after[0], color="black", linewidth=1.0, label="unpruned control")
             axes.axhspan(r.after[0] - r.after[1], r.after[0] + r.after[1], color="black", alpha=0.08)
     axes.set_xscale("log", base=2)
-    axes.set_xlabel("compression ratio (parameters / nonzero)" if x == "compression"
-                    else "theoretical speedup (dense / nonzero multiply-adds)")
+    axes.set_xlabel(
+        "compression ratio (parameters / nonzero)"
+        if x == "compression"
+        else "theoretical speedup (dense / nonzero multiply-adds)"
+    )
     axes.set_ylabel(f"{metric} after fine-tuning")
     axes.legend(fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,10 +148,12 @@ def write_pruning_report(store: RunStore, workload: str, out: Path) -> Path:
     metric, rows = summarize(pruning_results(store, workload))
     plot(metric, rows, "compression", out / "accuracy-vs-compression.png")
     plot(metric, rows, "theoretical_speedup", out / "accuracy-vs-speedup.png")
-    text = (f"# Pruning: {workload}\n\n{markdown_table(metric, rows)}\n"
-            "Inference time is measured on the masked model, which runs dense kernels: masks do not make it "
-            "faster.\n\n![accuracy vs compression](accuracy-vs-compression.png)\n\n"
-            "![accuracy vs theoretical speedup](accuracy-vs-speedup.png)\n")
+    text = (
+        f"# Pruning: {workload}\n\n{markdown_table(metric, rows)}\n"
+        "Inference time is measured on the masked model, which runs dense kernels: masks do not make it "
+        "faster.\n\n![accuracy vs compression](accuracy-vs-compression.png)\n\n"
+        "![accuracy vs theoretical speedup](accuracy-vs-speedup.png)\n"
+    )
     path = out / "pruning.md"
     path.write_text(text)
     return path

@@ -39,8 +39,12 @@ def magnitude_scores(layers: dict[str, nn.Module]) -> Scores:
     return {name: weight_of(m).detach().abs() for name, m in layers.items()}
 
 
-def gradient_scores(model: nn.Module, layers: dict[str, nn.Module], batch: tuple[Any, Any],
-                    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor]) -> Scores:
+def gradient_scores(
+    model: nn.Module,
+    layers: dict[str, nn.Module],
+    batch: tuple[Any, Any],
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor],
+) -> Scores:
     """``|w * dL/dw|`` from one batch; the model's own gradients are left as they were."""
     weights = {name: weight_of(m) for name, m in layers.items()}
     inputs, targets = batch
@@ -51,8 +55,10 @@ def gradient_scores(model: nn.Module, layers: dict[str, nn.Module], batch: tuple
         grads = torch.autograd.grad(loss, list(weights.values()), allow_unused=True)
     finally:
         model.train(was_training)
-    return {name: (w.detach() * (g if g is not None else torch.zeros_like(w))).abs()
-            for (name, w), g in zip(weights.items(), grads)}
+    return {
+        name: (w.detach() * (g if g is not None else torch.zeros_like(w))).abs()
+        for (name, w), g in zip(weights.items(), grads)
+    }
 
 
 def random_scores(layers: dict[str, nn.Module], seed: int) -> Scores:
@@ -75,7 +81,7 @@ def global_masks(scores: Scores, budget: Budget) -> Scores:
     kept = _keep_top(flat, budget.kept)
     masks, start = {}, 0
     for name, s in scores.items():
-        masks[name] = kept[start:start + s.numel()].view_as(s)
+        masks[name] = kept[start : start + s.numel()].view_as(s)
         start += s.numel()
     return masks
 
@@ -110,9 +116,16 @@ def channel_masks(layers: dict[str, nn.Module], budget: Budget) -> Scores:
     return masks
 
 
-def compute_masks(strategy: str, model: nn.Module, layers: dict[str, nn.Module], budget: Budget, *,
-                  seed: int = 0, batch: tuple[Any, Any] | None = None,
-                  loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None) -> Scores:
+def compute_masks(
+    strategy: str,
+    model: nn.Module,
+    layers: dict[str, nn.Module],
+    budget: Budget,
+    *,
+    seed: int = 0,
+    batch: tuple[Any, Any] | None = None,
+    loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
+) -> Scores:
     """The masks ``strategy`` chooses for ``budget`` (gradient strategies need ``batch`` and ``loss_fn``)."""
     check_strategy(strategy)
     if strategy == "channel_norm":

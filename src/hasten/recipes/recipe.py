@@ -36,8 +36,18 @@ import yaml  # type: ignore[import-untyped]
 
 from hasten.errors import ConfigError
 
-KEYS = ("name", "version", "workload", "summary", "duration", "precision", "settings", "methods", "components",
-        "measured")
+KEYS = (
+    "name",
+    "version",
+    "workload",
+    "summary",
+    "duration",
+    "precision",
+    "settings",
+    "methods",
+    "components",
+    "measured",
+)
 REQUIRED = ("name", "version", "workload")
 PRECISIONS = ("fp32", "bf16", "auto")
 COMPONENT_KEYS = ("methods", "settings", "precision")
@@ -67,8 +77,10 @@ class Recipe:
 
     def method_specs(self) -> list[str]:
         """The methods as CLI specs (``muon:lr=0.03``), the form ``build_methods`` takes."""
-        return [name + (":" + ",".join(f"{k}={_spec_value(v)}" for k, v in params.items()) if params else "")
-                for name, params in self.methods]
+        return [
+            name + (":" + ",".join(f"{k}={_spec_value(v)}" for k, v in params.items()) if params else "")
+            for name, params in self.methods
+        ]
 
     def without(self, component: str) -> Recipe:
         """This recipe with one component removed: its methods dropped, its settings back to
@@ -88,10 +100,20 @@ class Recipe:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version, "label": self.label, "workload": self.workload,
-                "summary": self.summary, "duration": self.duration, "precision": self.precision,
-                "settings": dict(self.settings), "methods": self.method_specs(),
-                "components": list(self.components), "measured": dict(self.measured), "source": self.source}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "label": self.label,
+            "workload": self.workload,
+            "summary": self.summary,
+            "duration": self.duration,
+            "precision": self.precision,
+            "settings": dict(self.settings),
+            "methods": self.method_specs(),
+            "components": list(self.components),
+            "measured": dict(self.measured),
+            "source": self.source,
+        }
 
 
 def _spec_value(value: Any) -> str:
@@ -126,8 +148,10 @@ def load_recipe(name_or_file: str) -> Recipe:
     else:
         close = difflib.get_close_matches(ref, packaged, n=2)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise ConfigError(f"unknown recipe {ref!r}", f"{hint}known recipes: {', '.join(sorted(packaged)) or 'none'}, "
-                                                     "or a path to a .yaml file")
+        raise ConfigError(
+            f"unknown recipe {ref!r}",
+            f"{hint}known recipes: {', '.join(sorted(packaged)) or 'none'}, or a path to a .yaml file",
+        )
     return recipe.without(removed) if removed else recipe
 
 
@@ -158,18 +182,28 @@ def parse_recipe(text: str, source: str = "<text>") -> Recipe:
         raise ConfigError(f"recipe {source}: settings must be a mapping", "write settings: {batch: 32, ...}")
     components = data.get("components") or {}
     if not isinstance(components, dict) or not all(isinstance(v, dict) for v in components.values()):
-        raise ConfigError(f"recipe {source}: components must map names to {{methods: [...], settings: [...]}}",
-                          f"accepted keys per component: {', '.join(COMPONENT_KEYS)}")
+        raise ConfigError(
+            f"recipe {source}: components must map names to {{methods: [...], settings: [...]}}",
+            f"accepted keys per component: {', '.join(COMPONENT_KEYS)}",
+        )
     for part, body in components.items():
         bad = sorted(set(body) - set(COMPONENT_KEYS))
         if bad:
-            raise ConfigError(f"recipe {source}: component {part!r} has unknown key {', '.join(bad)}",
-                              f"accepted: {', '.join(COMPONENT_KEYS)}")
+            raise ConfigError(
+                f"recipe {source}: component {part!r} has unknown key {', '.join(bad)}",
+                f"accepted: {', '.join(COMPONENT_KEYS)}",
+            )
     return Recipe(
-        name=name, version=data["version"], workload=str(data["workload"]), summary=str(data.get("summary", "")),
-        duration=str(data["duration"]) if data.get("duration") is not None else None, precision=precision,
-        settings=dict(settings), methods=_methods(data.get("methods") or [], source),
-        components={str(k): dict(v) for k, v in components.items()}, measured=dict(data.get("measured") or {}),
+        name=name,
+        version=data["version"],
+        workload=str(data["workload"]),
+        summary=str(data.get("summary", "")),
+        duration=str(data["duration"]) if data.get("duration") is not None else None,
+        precision=precision,
+        settings=dict(settings),
+        methods=_methods(data.get("methods") or [], source),
+        components={str(k): dict(v) for k, v in components.items()},
+        measured=dict(data.get("measured") or {}),
         source=source,
     )
 
@@ -182,10 +216,12 @@ def _methods(items: Any, source: str) -> tuple[tuple[str, dict[str, Any]], ...]:
         if isinstance(item, str):
             out.append((item, {}))
         elif isinstance(item, dict) and len(item) == 1:
-            (name, params), = item.items()
+            ((name, params),) = item.items()
             if params is not None and not isinstance(params, dict):
-                raise ConfigError(f"recipe {source}: parameters of method {name!r} must be a mapping",
-                                  f"write - {name}: {{param: value}}")
+                raise ConfigError(
+                    f"recipe {source}: parameters of method {name!r} must be a mapping",
+                    f"write - {name}: {{param: value}}",
+                )
             out.append((str(name), dict(params or {})))
         else:
             raise ConfigError(f"recipe {source}: bad method entry {item!r}", "write NAME or {NAME: {param: value}}")
@@ -207,10 +243,17 @@ def run_arguments(recipe: Recipe | str, workload: str | None = None) -> dict[str
 
     recipe = load_recipe(recipe) if isinstance(recipe, str) else recipe
     if workload is not None and get_workload(workload).name != recipe.workload:
-        raise ConfigError(f"recipe {recipe.name!r} is for workload {recipe.workload!r}, not {workload!r}",
-                          f"use 'hasten train {recipe.workload} --recipe {recipe.name}', or a recipe for {workload!r}")
+        raise ConfigError(
+            f"recipe {recipe.name!r} is for workload {recipe.workload!r}, not {workload!r}",
+            f"use 'hasten train {recipe.workload} --recipe {recipe.name}', or a recipe for {workload!r}",
+        )
     get_workload(recipe.workload).with_params(recipe.settings)  # unknown or mistyped settings fail here
     specs = recipe.method_specs()
     build_methods(specs)
-    return {"methods": specs, "workload_params": dict(recipe.settings), "precision": recipe.precision,
-            "recipe": recipe.label, "duration": recipe.duration}
+    return {
+        "methods": specs,
+        "workload_params": dict(recipe.settings),
+        "precision": recipe.precision,
+        "recipe": recipe.label,
+        "duration": recipe.duration,
+    }

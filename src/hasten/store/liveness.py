@@ -19,7 +19,7 @@ def _stat(pid: int) -> list[str] | None:
             stat = handle.read()
     except OSError:
         return None
-    return stat[stat.rindex(")") + 2:].split()  # the command name may hold spaces and ')'
+    return stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
 
 
 def _start_ticks(pid: int) -> int | None:

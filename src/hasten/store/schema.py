@@ -147,7 +147,7 @@ def check_run(data: Any) -> RunRecord:
         isinstance(m, dict) and isinstance(m.get("name"), str) and isinstance(m.get("params", {}), dict)
         for m in methods
     ):
-        raise SchemaError("methods must be a list of {\"name\": text, \"params\": object}")
+        raise SchemaError('methods must be a list of {"name": text, "params": object}')
     values["final"] = _metrics(data.get("final", {}), "final")
     evals = data.get("evals", [])
     if not isinstance(evals, list):
@@ -177,5 +177,5 @@ def _fill_metric(record: RunRecord, data: dict[str, Any]) -> None:
     if measured:
         raise SchemaError(
             f"no 'metric' field, and workload {record.workload!r} is not one hasten knows, so its metric cannot "
-            f"be inferred (measured: {', '.join(sorted(measured))}); add \"metric\" and \"higher_is_better\""
+            f'be inferred (measured: {", ".join(sorted(measured))}); add "metric" and "higher_is_better"'
         )

@@ -67,10 +67,30 @@ CREATE TABLE IF NOT EXISTS evals (
 _EVAL_COLUMNS = {"run_id", "step", "samples", "tokens", "epoch", "train_time_s", "metrics"}
 _JSON_FIELDS = ("methods", "final", "env", "config")
 _RUN_COLUMNS = (
-    "run_id", "workload", "recipe", "methods", "seed", "duration", "schedule", "metric",
-    "higher_is_better", "status", "steps", "samples", "tokens", "train_time_s", "eval_time_s",
-    "data_wait_s", "checkpoint_time_s", "warmup_time_s", "final", "env", "config", "error",
-    "created_at", "updated_at",
+    "run_id",
+    "workload",
+    "recipe",
+    "methods",
+    "seed",
+    "duration",
+    "schedule",
+    "metric",
+    "higher_is_better",
+    "status",
+    "steps",
+    "samples",
+    "tokens",
+    "train_time_s",
+    "eval_time_s",
+    "data_wait_s",
+    "checkpoint_time_s",
+    "warmup_time_s",
+    "final",
+    "env",
+    "config",
+    "error",
+    "created_at",
+    "updated_at",
 )
 
 
@@ -157,8 +177,10 @@ class RunStore:
             if not found:
                 raise self._error(f"it has no '{table}' table: not a hasten run store")
             if not columns <= found:
-                raise self._error(f"its '{table}' table lacks {', '.join(sorted(columns - found))}:"
-                                  " not a hasten run store (or one from another version)")
+                raise self._error(
+                    f"its '{table}' table lacks {', '.join(sorted(columns - found))}:"
+                    " not a hasten run store (or one from another version)"
+                )
         self._schema_ok = True
         return True
 
@@ -243,8 +265,15 @@ class RunStore:
         conn.execute(
             "INSERT OR REPLACE INTO evals (run_id, step, samples, tokens, epoch, train_time_s, metrics)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run_id, point.step, point.samples, point.tokens, point.epoch, point.train_time_s,
-             json.dumps(point.metrics)),
+            (
+                run_id,
+                point.step,
+                point.samples,
+                point.tokens,
+                point.epoch,
+                point.train_time_s,
+                json.dumps(point.metrics),
+            ),
         )
 
     def truncate_evals(self, run_id: str, after_step: int) -> None:
@@ -317,8 +346,14 @@ class RunStore:
     def _evals(conn: sqlite3.Connection, run_id: str) -> list[EvalPoint]:
         rows = conn.execute("SELECT * FROM evals WHERE run_id = ? ORDER BY step", (run_id,)).fetchall()
         return [
-            EvalPoint(step=r["step"], samples=r["samples"], tokens=r["tokens"], epoch=r["epoch"],
-                      train_time_s=r["train_time_s"], metrics=json.loads(r["metrics"]))
+            EvalPoint(
+                step=r["step"],
+                samples=r["samples"],
+                tokens=r["tokens"],
+                epoch=r["epoch"],
+                train_time_s=r["train_time_s"],
+                metrics=json.loads(r["metrics"]),
+            )
             for r in rows
         ]
 
@@ -337,8 +372,9 @@ class RunStore:
         record = RunRecord(**data)
         if record.status == "running" and is_dead(record.env):
             record.status = "interrupted"  # what a reader sees; the row is left as written
-            record.error = record.error or (f"process {record.env.get('pid')} on {record.env.get('host')} ended"
-                                            " without finishing (killed?)")
+            record.error = record.error or (
+                f"process {record.env.get('pid')} on {record.env.get('host')} ended without finishing (killed?)"
+            )
         return record
 
     # moving runs in and out -----------------------------------------------------
@@ -363,8 +399,11 @@ class RunStore:
                     continue
                 records.append(check_run(json.loads(text)))
             except (SchemaError, ValueError, RecursionError) as exc:
-                reason = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else (
-                    "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:300])
+                reason = (
+                    "not valid UTF-8"
+                    if isinstance(exc, UnicodeDecodeError)
+                    else ("nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0][:300])
+                )
                 raise ConfigError(
                     f"{source} line {number} is not a hasten run: {reason}; nothing was imported",
                     "import files written by 'hasten runs export'",

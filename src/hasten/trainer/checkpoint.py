@@ -26,8 +26,13 @@ def capture_rng() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "python": {"version": version, "state": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached": float(cached)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -39,8 +44,9 @@ def restore_rng(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
     npy = state["numpy"]
-    np.random.set_state((npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
-                         npy["has_gauss"], npy["cached"]))
+    np.random.set_state(
+        (npy["kind"], npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"], npy["cached"])
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -99,8 +105,11 @@ def load_checkpoint(path: str | os.PathLike, required: tuple[str, ...] = ()) -> 
             problems.append(exc)
             continue
         if problems:
-            warnings.warn(f"{len(problems)} newer checkpoint(s) in {path} cannot be used ({problems[0].problem});"
-                          f" continuing from {candidate.name}", stacklevel=2)
+            warnings.warn(
+                f"{len(problems)} newer checkpoint(s) in {path} cannot be used ({problems[0].problem});"
+                f" continuing from {candidate.name}",
+                stacklevel=2,
+            )
         return payload
     raise CheckpointError(
         f"none of the {len(found)} checkpoints in {path} can be used; the newest: {problems[0].problem}",
@@ -128,8 +137,10 @@ def _load_file(path: Path, required: tuple[str, ...]) -> dict[str, Any]:
         raise CheckpointError(f"{path} has checkpoint version {payload.get('version')}, this hasten reads {VERSION}")
     missing = [key for key in required if key not in payload]
     if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}: damaged or not written by a Trainer",
-                              "resume from its run (an older intact checkpoint is used automatically) or start a new run")
+        raise CheckpointError(
+            f"checkpoint {path} lacks {', '.join(missing)}: damaged or not written by a Trainer",
+            "resume from its run (an older intact checkpoint is used automatically) or start a new run",
+        )
     return payload
 
 
@@ -141,26 +152,33 @@ def validate_timestamp(saved: Any, total_steps: int, batches_per_epoch: int) -> 
     counters must be non-negative integers, the step at most the run's ``total_steps``, the
     position in the epoch within an epoch, and no more epochs or in-epoch steps than steps."""
     if not isinstance(saved, dict) or any(key not in saved for key in _COUNTERS):
-        raise CheckpointError("checkpoint has no valid training position (timestamp)",
-                              "resume from a checkpoint written by hasten's Trainer")
+        raise CheckpointError(
+            "checkpoint has no valid training position (timestamp)",
+            "resume from a checkpoint written by hasten's Trainer",
+        )
     values = {}
     for key in _COUNTERS:
         value = saved[key]
         if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
             value = int(value.item())
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise CheckpointError(f"checkpoint's {key} count is {value!r}, not a non-negative integer",
-                                  "resume from an intact checkpoint written by hasten's Trainer")
+            raise CheckpointError(
+                f"checkpoint's {key} count is {value!r}, not a non-negative integer",
+                "resume from an intact checkpoint written by hasten's Trainer",
+            )
         values[key] = value
     step = values["batch"]
     problem = None
     if step > total_steps:
         problem = f"checkpoint is at step {step}, beyond this run's {total_steps} steps"
     elif values["batch_in_epoch"] > min(step, batches_per_epoch if batches_per_epoch > 0 else step):
-        problem = (f"checkpoint is at step {values['batch_in_epoch']} of an epoch of {batches_per_epoch} steps "
-                   f"after {step} steps in all")
+        problem = (
+            f"checkpoint is at step {values['batch_in_epoch']} of an epoch of {batches_per_epoch} steps "
+            f"after {step} steps in all"
+        )
     elif values["epoch"] > step:
         problem = f"checkpoint counts {values['epoch']} epochs in {step} steps"
     if problem is not None:
-        raise CheckpointError(problem, "resume with the duration the checkpoint was written for, or from an "
-                                       "intact checkpoint")
+        raise CheckpointError(
+            problem, "resume with the duration the checkpoint was written for, or from an intact checkpoint"
+        )

@@ -22,13 +22,17 @@ class PrecisionChoice:
     bf16_flops: float
 
     def to_config(self) -> dict:
-        return {"precision": self.precision, "precision_requested": "auto", "precision_reason": self.reason,
-                "matmul_gflops": {"float32": round(self.fp32_flops / 1e9, 1),
-                                  "bfloat16": round(self.bf16_flops / 1e9, 1)}}
+        return {
+            "precision": self.precision,
+            "precision_requested": "auto",
+            "precision_reason": self.reason,
+            "matmul_gflops": {"float32": round(self.fp32_flops / 1e9, 1), "bfloat16": round(self.bf16_flops / 1e9, 1)},
+        }
 
 
-def choose_precision(device: torch.device | str = "cpu", matmul_flops: dict[str, float] | None = None,
-                     source: str | None = None) -> PrecisionChoice:
+def choose_precision(
+    device: torch.device | str = "cpu", matmul_flops: dict[str, float] | None = None, source: str | None = None
+) -> PrecisionChoice:
     """bf16 if measured bf16 matmul FLOP/s >= MARGIN x fp32's on ``device``, else fp32.
     ``matmul_flops`` (dtype name -> FLOP/s) overrides the measurement (tests, imported figures)."""
     if matmul_flops is None:
@@ -40,7 +44,9 @@ def choose_precision(device: torch.device | str = "cpu", matmul_flops: dict[str,
         source = source or ("hasten microbench cache" if cached is not None else "quick microbench")
     fp32, bf16 = matmul_flops["float32"], matmul_flops.get("bfloat16", 0.0)
     ratio = bf16 / fp32 if fp32 > 0 else 0.0
-    figures = f"bf16 matmul {bf16 / 1e9:.0f} GFLOP/s vs fp32 {fp32 / 1e9:.0f} GFLOP/s ({ratio:.2f}x, {source or 'given'})"
+    figures = (
+        f"bf16 matmul {bf16 / 1e9:.0f} GFLOP/s vs fp32 {fp32 / 1e9:.0f} GFLOP/s ({ratio:.2f}x, {source or 'given'})"
+    )
     if ratio >= MARGIN:
         return PrecisionChoice("bf16", f"{figures}: bf16 is faster here", fp32, bf16)
     return PrecisionChoice("fp32", f"{figures}: bf16 is not at least {MARGIN:.1f}x faster here", fp32, bf16)

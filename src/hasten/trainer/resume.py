@@ -37,8 +37,9 @@ def capture(run_id: str, state: State, algorithms: Sequence[Algorithm], evals: S
 REQUIRED = ("model", "optimizer", "scheduler", "algorithms", "rng", "timestamp", "timer", "evals")
 
 
-def restore(state: State, algorithms: Sequence[Algorithm], payload: dict[str, Any],
-            run_id: str) -> tuple[list[EvalPoint], str]:
+def restore(
+    state: State, algorithms: Sequence[Algorithm], payload: dict[str, Any], run_id: str
+) -> tuple[list[EvalPoint], str]:
     """Load a checkpoint into a freshly built run (surgery already redone at INIT).
     Returns the eval series so far and the run id the checkpoint belongs to.
 
@@ -46,18 +47,22 @@ def restore(state: State, algorithms: Sequence[Algorithm], payload: dict[str, An
     of the wrong shape, counters of the wrong type) is one CheckpointError, not a traceback."""
     missing = [key for key in REQUIRED if key not in payload]
     if missing:
-        raise CheckpointError(f"checkpoint lacks {', '.join(missing)}: damaged or not written by a Trainer",
-                              "start a new run")
+        raise CheckpointError(
+            f"checkpoint lacks {', '.join(missing)}: damaged or not written by a Trainer", "start a new run"
+        )
     try:
         return _restore(state, algorithms, payload, run_id)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
         reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"checkpoint holds a malformed state ({type(exc).__name__}: {reason})",
-                              "resume from an intact checkpoint of the same run, or start a new run") from exc
+        raise CheckpointError(
+            f"checkpoint holds a malformed state ({type(exc).__name__}: {reason})",
+            "resume from an intact checkpoint of the same run, or start a new run",
+        ) from exc
 
 
-def _restore(state: State, algorithms: Sequence[Algorithm], payload: dict[str, Any],
-             run_id: str) -> tuple[list[EvalPoint], str]:
+def _restore(
+    state: State, algorithms: Sequence[Algorithm], payload: dict[str, Any], run_id: str
+) -> tuple[list[EvalPoint], str]:
     blocked = [a.name for a in algorithms if not a.resumable]
     if blocked:
         raise CheckpointError(

@@ -183,8 +183,9 @@ class Trainer:
         run returns with ``status == "diverged"`` (it is recorded, never dropped)."""
         state, timer = self.state, self.state.timer
         state.scheduler = bind_scheduler(state.scheduler, build_optimizer(state))
-        state.plan = RunPlan.make(measure_rates(state.train_data), state.max_duration, self._eval_times,
-                                  self.checkpoint_interval)
+        state.plan = RunPlan.make(
+            measure_rates(state.train_data), state.max_duration, self._eval_times, self.checkpoint_interval
+        )
         if self.resume_from is not None:
             self._load(self.resume_from)
         self._guard = LossGuard(state.device)
@@ -419,9 +420,12 @@ class Trainer:
         return path
 
     def _load(self, source: str | os.PathLike) -> None:
-        self.evals, self.run_id = resume.restore(state=self.state, algorithms=self.engine.algorithms,
-                                                 payload=ckpt.load_checkpoint(source, required=resume.REQUIRED),
-                                                 run_id=self.run_id)
+        self.evals, self.run_id = resume.restore(
+            state=self.state,
+            algorithms=self.engine.algorithms,
+            payload=ckpt.load_checkpoint(source, required=resume.REQUIRED),
+            run_id=self.run_id,
+        )
 
     # ------------------------------------------------------------ the record
     def _open_run(self) -> None:
@@ -450,4 +454,3 @@ class Trainer:
             self._open_run()
             recording.finish_run(self.store, result)
         return result
-

@@ -92,10 +92,11 @@ def _check_type(workload: str, key: str, value: Any, default: Any) -> Any:
     else:
         ok = isinstance(value, expected)
     if not ok:
-        raise ConfigError(f"workload {workload!r}: {key}={value!r} is not {expected.__name__}",
-                          f"give {key} as {expected.__name__}, like the baseline's {default!r}")
+        raise ConfigError(
+            f"workload {workload!r}: {key}={value!r} is not {expected.__name__}",
+            f"give {key} as {expected.__name__}, like the baseline's {default!r}",
+        )
     return value
-
 
 
 def _unknown_hint(close: list[str], names: list[str]) -> str:

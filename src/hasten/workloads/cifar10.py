@@ -38,8 +38,10 @@ class Cifar10(Workload):
     target = 0.846
     default_duration = "12ep"
     eval_interval = "1.5ep"
-    baseline = ("CifarResNet 16-32-64-128, SGD nesterov lr 0.2 momentum 0.9 wd 5e-4, batch 128, warm-up 15% then "
-                "linear decay, crop 4 + flip, fp32")
+    baseline = (
+        "CifarResNet 16-32-64-128, SGD nesterov lr 0.2 momentum 0.9 wd 5e-4, batch 128, warm-up 15% then "
+        "linear decay, crop 4 + flip, fp32"
+    )
     target_note = "test accuracy on the JPEG copy; see docs/workloads.md for the sweep and the seeds behind it"
 
     # The recipe's knobs; ``variant`` makes a copy with some changed (used by the tuning sweep).
@@ -59,9 +61,10 @@ class Cifar10(Workload):
         """A copy of this workload with some recipe knobs changed (same name: it is the same task)."""
         unknown = [key for key in changes if key.startswith("_") or not hasattr(Cifar10, key)]
         if unknown:
-            raise ConfigError(f"unknown cifar10 recipe setting(s): {', '.join(unknown)}",
-                              "use stem, widths, blocks, downsample, batch_size, lr, momentum, weight_decay, warmup, "
-                              "crop_padding")
+            raise ConfigError(
+                f"unknown cifar10 recipe setting(s): {', '.join(unknown)}",
+                "use stem, widths, blocks, downsample, batch_size, lr, momentum, weight_decay, warmup, crop_padding",
+            )
         changed = copy.copy(self)
         for key, value in changes.items():
             setattr(changed, key, value)
@@ -70,18 +73,33 @@ class Cifar10(Workload):
     def build(self, *, seed: int, device: torch.device, data_dir: str | None = None) -> Components:
         train, test = cifar.load_cifar10("train", data_dir), cifar.load_cifar10("test", data_dir)
         if not train.source.startswith("cifar10-jpeg"):
-            warnings.warn("cifar10 is using the original CIFAR-10 release, not the JPEG copy its target was set on: "
-                          "expect a few points higher accuracy", stacklevel=2)
+            warnings.warn(
+                "cifar10 is using the original CIFAR-10 release, not the JPEG copy its target was set on: "
+                "expect a few points higher accuracy",
+                stacklevel=2,
+            )
         return Components(
             model=CifarResNet(widths=self.widths, blocks=self.blocks, stem=self.stem, downsample=self.downsample),
-            train_data=TensorBatches(*train.tensors(), self.batch_size, seed=seed, device=device,
-                                     transform=ImageAugment(cifar.MEAN, cifar.STD, crop_padding=self.crop_padding)),
-            eval_data=TensorBatches(*test.tensors(), self.eval_batch_size, shuffle=False, drop_last=False,
-                                    transform=Normalize(cifar.MEAN, cifar.STD), device=device),
+            train_data=TensorBatches(
+                *train.tensors(),
+                self.batch_size,
+                seed=seed,
+                device=device,
+                transform=ImageAugment(cifar.MEAN, cifar.STD, crop_padding=self.crop_padding),
+            ),
+            eval_data=TensorBatches(
+                *test.tensors(),
+                self.eval_batch_size,
+                shuffle=False,
+                drop_last=False,
+                transform=Normalize(cifar.MEAN, cifar.STD),
+                device=device,
+            ),
             loss_fn=default_loss,
             metrics={"accuracy": Accuracy()},
-            optimizer=lambda model: torch.optim.SGD(model.parameters(), lr=self.lr, momentum=self.momentum,
-                                                    nesterov=True, weight_decay=self.weight_decay),
+            optimizer=lambda model: torch.optim.SGD(
+                model.parameters(), lr=self.lr, momentum=self.momentum, nesterov=True, weight_decay=self.weight_decay
+            ),
             scheduler=WarmupLinear(warmup=self.warmup),
             extra={"data_source": train.source},
         )

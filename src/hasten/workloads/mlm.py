@@ -34,36 +34,55 @@ LR, WARMUP, FINAL, WEIGHT_DECAY, BETAS, EPS, CLIP = 2e-3, 0.06, 0.02, 0.01, (0.9
 @register_workload
 class MaskedLM(Workload):
     name = "mlm"
-    summary = ("Character BERT (2 layers, 4 heads, width 64, context 64) pretrained with masked-LM on Tiny "
-               "Shakespeare; loss on a fixed 15%-masked validation split")
+    summary = (
+        "Character BERT (2 layers, 4 heads, width 64, context 64) pretrained with masked-LM on Tiny "
+        "Shakespeare; loss on a fixed 15%-masked validation split"
+    )
     modality = "text"
     metric = "loss"
     higher_is_better = False
     target = 3.08
     default_duration = "1000ba"
     eval_interval = "125ba"
-    baseline = ("masking rate 15% constant, 80/10/10 corruption, batch 32 x 64 chars, AdamW lr 2e-3 betas (0.9, 0.98) "
-                "eps 1e-6, wd 0.01 on 2-D weights, 6% warm-up then linear decay to 2%, clip 1.0, fp32")
-    target_note = ("masked-token loss on the fixed 15%-masked validation split; the baseline scored 3.0033 / 2.9542 / "
-                   "3.0355 at 1000 steps (seeds 0-2, cyclic runs, loaded 2-core CPU): mean 2.998 + spread 0.081 = 3.079, "
-                   "rounded up to 3.08 (docs/workloads.md)")
+    baseline = (
+        "masking rate 15% constant, 80/10/10 corruption, batch 32 x 64 chars, AdamW lr 2e-3 betas (0.9, 0.98) "
+        "eps 1e-6, wd 0.01 on 2-D weights, 6% warm-up then linear decay to 2%, clip 1.0, fp32"
+    )
+    target_note = (
+        "masked-token loss on the fixed 15%-masked validation split; the baseline scored 3.0033 / 2.9542 / "
+        "3.0355 at 1000 steps (seeds 0-2, cyclic runs, loaded 2-core CPU): mean 2.998 + spread 0.081 = 3.079, "
+        "rounded up to 3.08 (docs/workloads.md)"
+    )
 
     def build(self, *, seed: int, device: torch.device, data_dir: str | None = None) -> Components:
         corpus = load_tiny_shakespeare(data_dir)
         config = BertConfig(vocab_size=len(corpus.vocab) + 1, context=CONTEXT, layers=2, heads=4, width=64)
         chars = len(corpus.vocab)
-        x_val, y_val = fixed_masked_split(corpus.val, CONTEXT, EVAL_RATE, mask_id=config.mask_id, vocab_size=chars,
-                                          seed=EVAL_SEED)
+        x_val, y_val = fixed_masked_split(
+            corpus.val, CONTEXT, EVAL_RATE, mask_id=config.mask_id, vocab_size=chars, seed=EVAL_SEED
+        )
         return Components(
             model=CharBert(config),
-            train_data=MaskedWindows(corpus.train, CONTEXT, BATCH, mask_id=config.mask_id, vocab_size=chars,
-                                     mask_rate=TRAIN_RATE, seed=seed, device=device),
+            train_data=MaskedWindows(
+                corpus.train,
+                CONTEXT,
+                BATCH,
+                mask_id=config.mask_id,
+                vocab_size=chars,
+                mask_rate=TRAIN_RATE,
+                seed=seed,
+                device=device,
+            ),
             eval_data=TensorBatches(x_val, y_val, EVAL_BATCH, shuffle=False, drop_last=False, device=device),
             loss_fn=default_loss,  # cross-entropy ignores the unselected positions (label -100)
             metrics={"loss": MaskedCrossEntropy(), "accuracy": MaskedAccuracy()},
             optimizer=lambda model: torch.optim.AdamW(decay_groups(model, WEIGHT_DECAY), lr=LR, betas=BETAS, eps=EPS),
             scheduler=WarmupLinear(warmup=WARMUP, final=FINAL),
             grad_clip_norm=CLIP,
-            extra={"data_source": corpus.source, "vocab": corpus.vocab.symbols, "eval_masking_rate": EVAL_RATE,
-                   "eval_masking_seed": EVAL_SEED},
+            extra={
+                "data_source": corpus.source,
+                "vocab": corpus.vocab.symbols,
+                "eval_masking_rate": EVAL_RATE,
+                "eval_masking_seed": EVAL_SEED,
+            },
         )

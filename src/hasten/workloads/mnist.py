@@ -26,10 +26,13 @@ class Mnist(Workload):
     target = 0.991
     default_duration = "2ep"
     eval_interval = "0.25ep"
-    baseline = ("CNN 16-32-128, SGD nesterov lr 0.05 momentum 0.9 wd 5e-4, batch 128, warm-up 10% then linear decay, "
-                "fp32")
-    target_note = ("test accuracy; the baseline scored 0.9916 / 0.9915 / 0.9912 (seeds 0-2, 2-core CPU): "
-                   "mean 0.9914 - spread 0.0004 = 0.9910 (docs/workloads.md)")
+    baseline = (
+        "CNN 16-32-128, SGD nesterov lr 0.05 momentum 0.9 wd 5e-4, batch 128, warm-up 10% then linear decay, fp32"
+    )
+    target_note = (
+        "test accuracy; the baseline scored 0.9916 / 0.9915 / 0.9912 (seeds 0-2, 2-core CPU): "
+        "mean 0.9914 - spread 0.0004 = 0.9910 (docs/workloads.md)"
+    )
 
     def build(self, *, seed: int, device: torch.device, data_dir: str | None = None) -> Components:
         train, test = mnist_data.load_mnist("train", data_dir), mnist_data.load_mnist("test", data_dir)
@@ -37,12 +40,14 @@ class Mnist(Workload):
         return Components(
             model=MnistCNN(),
             train_data=TensorBatches(*train.tensors(), BATCH, seed=seed, transform=normalize, device=device),
-            eval_data=TensorBatches(*test.tensors(), EVAL_BATCH, shuffle=False, drop_last=False,
-                                    transform=normalize, device=device),
+            eval_data=TensorBatches(
+                *test.tensors(), EVAL_BATCH, shuffle=False, drop_last=False, transform=normalize, device=device
+            ),
             loss_fn=default_loss,
             metrics={"accuracy": Accuracy()},
-            optimizer=lambda model: torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True,
-                                                    weight_decay=WEIGHT_DECAY),
+            optimizer=lambda model: torch.optim.SGD(
+                model.parameters(), lr=LR, momentum=MOMENTUM, nesterov=True, weight_decay=WEIGHT_DECAY
+            ),
             scheduler=WarmupLinear(warmup=WARMUP),
             extra={"data_source": train.source},
         )

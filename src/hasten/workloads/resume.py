@@ -66,8 +66,12 @@ def find_checkpoints(store: Any, record: Any) -> str | None:
 def refuse_changed_settings(placed: RunPlacement, given: dict[str, Any]) -> None:
     """A resumed run continues with its own budget, seed and precision; a different value asked
     for on the command line is refused, never silently ignored."""
-    recorded = {"duration": placed.duration, "seed": placed.seed, "precision": placed.precision,
-                "schedule": placed.schedule}
+    recorded = {
+        "duration": placed.duration,
+        "seed": placed.seed,
+        "precision": placed.precision,
+        "schedule": placed.schedule,
+    }
     for name, value in given.items():
         if name == "duration" and value is not None:
             value = str(Duration(value))
@@ -80,9 +84,16 @@ def refuse_changed_settings(placed: RunPlacement, given: dict[str, Any]) -> None
             )
 
 
-def resolve_resume(store: Any, target: str, workload: str, methods: Sequence[str] = (), *,
-                   precision: str = "fp32", data_dir: str | None = None,
-                   deterministic: bool = False) -> RunPlacement:
+def resolve_resume(
+    store: Any,
+    target: str,
+    workload: str,
+    methods: Sequence[str] = (),
+    *,
+    precision: str = "fp32",
+    data_dir: str | None = None,
+    deterministic: bool = False,
+) -> RunPlacement:
     """The run ``target`` (a run id or ``"latest"``) names, checked to be resumable as ``workload``.
 
     Bad input raises ConfigError (exit 2); a run without a checkpoint raises CheckpointError.
@@ -95,23 +106,31 @@ def resolve_resume(store: Any, target: str, workload: str, methods: Sequence[str
     except StoreError as exc:
         raise ConfigError(exc.problem, exc.hint) from exc
     if record.workload != workload:
-        raise ConfigError(f"run {record.run_id} is a {record.workload!r} run, not {workload!r}",
-                          f"use 'hasten train {record.workload} --resume {record.run_id}'")
+        raise ConfigError(
+            f"run {record.run_id} is a {record.workload!r} run, not {workload!r}",
+            f"use 'hasten train {record.workload} --resume {record.run_id}'",
+        )
     if record.status == "completed":
         raise ConfigError(f"run {record.run_id} already completed", "start a new run instead")
     if record.status == "running" and is_alive(record.env):
-        raise ConfigError(f"run {record.run_id} is still running (process {record.env['pid']})",
-                          "wait for it to end, or stop it first; two processes must not train one run")
+        raise ConfigError(
+            f"run {record.run_id} is still running (process {record.env['pid']})",
+            "wait for it to end, or stop it first; two processes must not train one run",
+        )
     from hasten.recipes.recipe import is_recipe_reference
 
     from_recipe = is_recipe_reference(record.recipe)
     if methods and not from_recipe and list(methods) != split_recipe(record.recipe):
-        raise ConfigError(f"run {record.run_id} used methods {record.recipe!r}, not {'+'.join(methods)!r}",
-                          "leave out --method when resuming; the run's own methods are used")
+        raise ConfigError(
+            f"run {record.run_id} used methods {record.recipe!r}, not {'+'.join(methods)!r}",
+            "leave out --method when resuming; the run's own methods are used",
+        )
     checkpoint_dir = find_checkpoints(store, record)
     if not checkpoint_dir or latest_checkpoint(checkpoint_dir) is None:
-        raise CheckpointError(f"run {record.run_id} has no checkpoint to resume from",
-                              "start a new run (checkpoints are written every --checkpoint-interval)")
+        raise CheckpointError(
+            f"run {record.run_id} has no checkpoint to resume from",
+            "start a new run (checkpoints are written every --checkpoint-interval)",
+        )
     return RunPlacement(
         run_id=record.run_id,
         checkpoint_dir=checkpoint_dir,

@@ -67,8 +67,10 @@ def build_trainer(
     workload = get_workload(workload).with_params(workload_params)
     check_seed(seed)
     if data_dir is not None and not Path(data_dir).is_dir():
-        raise ConfigError(f"data folder {str(data_dir)!r} does not exist",
-                          "give --data-dir the folder holding the data files, or leave it out")
+        raise ConfigError(
+            f"data folder {str(data_dir)!r} does not exist",
+            "give --data-dir the folder holding the data files, or leave it out",
+        )
     if checkpoint_interval is not None:
         Interval(checkpoint_interval)
     if schedule not in SCHEDULES:
@@ -76,9 +78,10 @@ def build_trainer(
     duration = str(Duration(duration or workload.default_duration))
     algorithms = build_methods(list(methods))  # before building: bad specs fail before any work
     if schedule == "cyclic" and any(a.name == "scale_schedule" for a in algorithms):
-        raise ConfigError("scale_schedule cannot be used in a cyclic run: the cycle ends are planned for the "
-                          "unscaled duration", "a cyclic run already covers every budget; drop scale_schedule, "
-                          "or use the scaled schedule")
+        raise ConfigError(
+            "scale_schedule cannot be used in a cyclic run: the cycle ends are planned for the unscaled duration",
+            "a cyclic run already covers every budget; drop scale_schedule, or use the scaled schedule",
+        )
     device = resolve_device(device)
     chosen: dict[str, Any] = {}
     if precision == "auto":

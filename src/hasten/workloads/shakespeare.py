@@ -40,16 +40,34 @@ class Shakespeare(Workload):
     target = 1.92
     default_duration = "2000ba"
     eval_interval = "250ba"
-    baseline = ("nanoGPT's CPU config: batch 12 x 64 chars, AdamW lr 1e-3 betas (0.9, 0.99), wd 0.1 on 2-D weights, "
-                "100 warm-up steps then cosine to 1e-4, clip 1.0, no dropout, fp32")
-    target_note = ("loss on the whole validation split; the baseline scored 1.9090 / 1.9133 / 1.9100 (seeds 0-2, "
-                   "2-core CPU): mean 1.911 + spread 0.004 = 1.915, rounded up to 1.92; nanoGPT's own model scores "
-                   "1.898 on the whole split (docs/workloads.md)")
+    baseline = (
+        "nanoGPT's CPU config: batch 12 x 64 chars, AdamW lr 1e-3 betas (0.9, 0.99), wd 0.1 on 2-D weights, "
+        "100 warm-up steps then cosine to 1e-4, clip 1.0, no dropout, fp32"
+    )
+    target_note = (
+        "loss on the whole validation split; the baseline scored 1.9090 / 1.9133 / 1.9100 (seeds 0-2, "
+        "2-core CPU): mean 1.911 + spread 0.004 = 1.915, rounded up to 1.92; nanoGPT's own model scores "
+        "1.898 on the whole split (docs/workloads.md)"
+    )
     parameters = {
-        "layers": 4, "heads": 4, "width": 128, "batch": BATCH,
-        "position": "learned", "qk_norm": False, "activation": "gelu", "tied_head": True, "zero_init_proj": False,
-        "lr": LR, "min_lr": MIN_LR, "beta1": BETAS[0], "beta2": BETAS[1], "weight_decay": WEIGHT_DECAY,
-        "warmup": float(WARMUP_STEPS), "schedule": "cosine", "cooldown": 0.4, "clip": CLIP,
+        "layers": 4,
+        "heads": 4,
+        "width": 128,
+        "batch": BATCH,
+        "position": "learned",
+        "qk_norm": False,
+        "activation": "gelu",
+        "tied_head": True,
+        "zero_init_proj": False,
+        "lr": LR,
+        "min_lr": MIN_LR,
+        "beta1": BETAS[0],
+        "beta2": BETAS[1],
+        "weight_decay": WEIGHT_DECAY,
+        "warmup": float(WARMUP_STEPS),
+        "schedule": "cosine",
+        "cooldown": 0.4,
+        "clip": CLIP,
     }
 
     def build(self, *, seed: int, device: torch.device, data_dir: str | None = None) -> Components:
@@ -58,17 +76,29 @@ class Shakespeare(Workload):
             raise ConfigError(f"unknown schedule {p['schedule']!r}", f"use one of {', '.join(SCHEDULES)}")
         corpus = load_tiny_shakespeare(data_dir)
         try:
-            config = GPTConfig(vocab_size=len(corpus.vocab), context=CONTEXT, layers=p["layers"], heads=p["heads"],
-                               width=p["width"], dropout=0.0, position=p["position"], qk_norm=p["qk_norm"],
-                               activation=p["activation"], tied_head=p["tied_head"],
-                               zero_init_proj=p["zero_init_proj"])
+            config = GPTConfig(
+                vocab_size=len(corpus.vocab),
+                context=CONTEXT,
+                layers=p["layers"],
+                heads=p["heads"],
+                width=p["width"],
+                dropout=0.0,
+                position=p["position"],
+                qk_norm=p["qk_norm"],
+                activation=p["activation"],
+                tied_head=p["tied_head"],
+                zero_init_proj=p["zero_init_proj"],
+            )
         except ValueError as exc:
             raise ConfigError(f"workload 'shakespeare': {exc}", "change the model settings") from exc
         x_val, y_val = windows(corpus.val, CONTEXT)
         lr, betas, decay = p["lr"], (p["beta1"], p["beta2"]), p["weight_decay"]
         final = p["min_lr"] / lr
-        scheduler = (WarmupCosine(warmup=p["warmup"], final=final) if p["schedule"] == "cosine"
-                     else WarmupTrapezoid(warmup=p["warmup"], cooldown=p["cooldown"], final=final))
+        scheduler = (
+            WarmupCosine(warmup=p["warmup"], final=final)
+            if p["schedule"] == "cosine"
+            else WarmupTrapezoid(warmup=p["warmup"], cooldown=p["cooldown"], final=final)
+        )
         return Components(
             model=CharGPT(config),
             train_data=RandomWindows(corpus.train, CONTEXT, p["batch"], seed=seed, device=device),

@@ -15,13 +15,18 @@ def test_matrix_products_compute_in_fp32_and_return_bf16():
     images, kernel = torch.randn(2, 3, 8, 8, generator=g).bfloat16(), torch.randn(4, 3, 3, 3, generator=g).bfloat16()
     q = torch.randn(1, 2, 8, 16, generator=g).bfloat16()
     expected = {
-        "linear": F.linear(x.float(), w.float()), "matmul": x.float() @ w.float().t(),
+        "linear": F.linear(x.float(), w.float()),
+        "matmul": x.float() @ w.float().t(),
         "conv": F.conv2d(images.float(), kernel.float()),
         "attention": F.scaled_dot_product_attention(q.float(), q.float(), q.float()),
     }
     with Fp32MatrixProducts():
-        got = {"linear": F.linear(x, w), "matmul": x @ w.t(), "conv": F.conv2d(images, kernel),
-               "attention": F.scaled_dot_product_attention(q, q, q)}
+        got = {
+            "linear": F.linear(x, w),
+            "matmul": x @ w.t(),
+            "conv": F.conv2d(images, kernel),
+            "attention": F.scaled_dot_product_attention(q, q, q),
+        }
     for name, value in got.items():
         assert value.dtype == torch.bfloat16, name
         assert torch.equal(value, expected[name].bfloat16()), name  # fp32 arithmetic, one final rounding

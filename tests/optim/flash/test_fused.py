@@ -18,8 +18,9 @@ from hasten.optim.flash.weight_split import reconstruct
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(compile_problem("cpu") is not None, reason=f"torch.compile unavailable: "
-                       f"{compile_problem('cpu')}"),
+    pytest.mark.skipif(
+        compile_problem("cpu") is not None, reason=f"torch.compile unavailable: {compile_problem('cpu')}"
+    ),
 ]
 
 CASES = {
@@ -61,8 +62,9 @@ def test_fused_steps_match_the_eager_steps_within_one_level(case, monkeypatch):
                         continue
                     if case == "adamw":
                         gap = (value.float() - fused_opt.state[f][name].float()).abs().max()
-                        assert gap <= (1 if value.dtype in (torch.int8, torch.uint8) else 2**-7 * value.float().abs()
-                                       .max()), (name, gap)
+                        assert gap <= (
+                            1 if value.dtype in (torch.int8, torch.uint8) else 2**-7 * value.float().abs().max()
+                        ), (name, gap)
                     else:
                         assert torch.equal(value, fused_opt.state[f][name]), name
     for e, f in zip(eager, fused):

@@ -37,8 +37,9 @@ def test_bf16_plus_int16_is_near_exact_fp32():
 @pytest.mark.parametrize("bits, levels", [(torch.int8, 127), (torch.int16, 32767)])
 def test_error_bound_holds_across_the_whole_fp32_range(bits, levels):
     """Random bit patterns cover every exponent: normals, subnormals, tiny and huge values."""
-    patterns = torch.randint(-(2**31), 2**31 - 1, (400_000,), generator=torch.Generator().manual_seed(1),
-                             dtype=torch.int64).to(torch.int32)
+    patterns = torch.randint(
+        -(2**31), 2**31 - 1, (400_000,), generator=torch.Generator().manual_seed(1), dtype=torch.int64
+    ).to(torch.int32)
     theta = patterns.view(torch.float32)
     theta = theta[torch.isfinite(theta) & torch.isfinite(theta.bfloat16())]
     narrow, rho = split(theta, torch.bfloat16, bits)

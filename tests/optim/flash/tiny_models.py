@@ -46,8 +46,9 @@ class _Block(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-def char_batches(data_dir, batch_size: int = 16, context: int = 32, n_chars: int = 40_000
-                 ) -> tuple[Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]], int]:
+def char_batches(
+    data_dir, batch_size: int = 16, context: int = 32, n_chars: int = 40_000
+) -> tuple[Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]], int]:
     """A function yielding the same real Tiny Shakespeare batches every call, and the vocabulary size."""
     tokens, vocab = shakespeare_tokens(str(data_dir), n_chars)
     x, y = text_windows(tokens, context)

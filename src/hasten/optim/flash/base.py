@@ -95,10 +95,26 @@ class FlashOptimizer(torch.optim.Optimizer):
             self._fused_on[device.type] = resolve_fused(self.fused, device.type)
         return self._fused_on[device.type]
 
-    def _run(self, kinds: dict[str, str], weights: torch.Tensor, correction: torch.Tensor | None,
-             grad: torch.Tensor, states: dict[str, StoredState], group: dict[str, Any], step: int) -> None:
-        run_step(self.is_fused(weights.device), type(self).rule, kinds, weights, correction, grad, states,
-                 self.hyperparameters(group, step))
+    def _run(
+        self,
+        kinds: dict[str, str],
+        weights: torch.Tensor,
+        correction: torch.Tensor | None,
+        grad: torch.Tensor,
+        states: dict[str, StoredState],
+        group: dict[str, Any],
+        step: int,
+    ) -> None:
+        run_step(
+            self.is_fused(weights.device),
+            type(self).rule,
+            kinds,
+            weights,
+            correction,
+            grad,
+            states,
+            self.hyperparameters(group, step),
+        )
 
     # ------------------------------------------------------------------ storage
     def _state_for(self, param: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
@@ -107,8 +123,9 @@ class FlashOptimizer(torch.optim.Optimizer):
             return state
         state["step"] = 0
         if param.dtype in NARROW_FORMATS and self.correction_dtype is not None:
-            state[CORRECTION] = torch.zeros_like(param, dtype=self.correction_dtype,
-                                                 memory_format=torch.contiguous_format)
+            state[CORRECTION] = torch.zeros_like(
+                param, dtype=self.correction_dtype, memory_format=torch.contiguous_format
+            )
         numel = param.numel()
         for name, kind in self.state_kinds(group).items():
             if self.quantize:
@@ -125,8 +142,9 @@ class FlashOptimizer(torch.optim.Optimizer):
             return {name: state[name][start:end] for name in kinds}
         return {name: _code_slices(state, name, start, end) for name in kinds}
 
-    def _store_states(self, state: dict, kinds: dict[str, str], values: dict[str, torch.Tensor],
-                      start: int, end: int) -> None:
+    def _store_states(
+        self, state: dict, kinds: dict[str, str], values: dict[str, torch.Tensor], start: int, end: int
+    ) -> None:
         if not self.quantize:
             return
         for name, kind in kinds.items():
@@ -224,8 +242,15 @@ class FlashOptimizer(torch.optim.Optimizer):
         for start in range(0, flat.numel(), CHUNK):
             end = min(start + CHUNK, flat.numel())
             rho = correction.view(-1)[start:end] if correction is not None else None
-            self._run(kinds, flat[start:end], rho, grad_flat[start:end], self._stored_slices(state, kinds, start, end),
-                      group, state["step"])
+            self._run(
+                kinds,
+                flat[start:end],
+                rho,
+                grad_flat[start:end],
+                self._stored_slices(state, kinds, start, end),
+                group,
+                state["step"],
+            )
         if data is not param.data:
             param.data.copy_(data)
 
@@ -238,10 +263,16 @@ class FlashOptimizer(torch.optim.Optimizer):
         converted = {}
         for index, state in packed["state"].items():
             param = params[index]
-            converted[index] = (dict(state) if self.compress_state_dict
-                                else self._expanded(param, state, self.state_kinds(groups[id(param)])))
-        return {"state": converted, "param_groups": packed["param_groups"],
-                "format": "compressed" if self.compress_state_dict else "bf16"}
+            converted[index] = (
+                dict(state)
+                if self.compress_state_dict
+                else self._expanded(param, state, self.state_kinds(groups[id(param)]))
+            )
+        return {
+            "state": converted,
+            "param_groups": packed["param_groups"],
+            "format": "compressed" if self.compress_state_dict else "bf16",
+        }
 
     def _expanded(self, param: torch.Tensor, state: dict, kinds: dict[str, str]) -> dict[str, Any]:
         out = {k: v for k, v in state.items() if k not in kinds and not k.endswith(SCALES)}
@@ -284,8 +315,10 @@ class FlashOptimizer(torch.optim.Optimizer):
                 continue
             values = self._read_state(saved, name, kind, numel).to(param.device)
             if values.numel() != numel:
-                raise CheckpointError(f"saved {name} holds {values.numel()} values, the parameter {numel}",
-                                      "load a state dict written for this model")
+                raise CheckpointError(
+                    f"saved {name} holds {values.numel()} values, the parameter {numel}",
+                    "load a state dict written for this model",
+                )
             if self.quantize:
                 self._store_states(fresh, {name: kind}, {name: values}, 0, numel)
             else:
@@ -313,8 +346,10 @@ class FlashOptimizer(torch.optim.Optimizer):
         try:
             model.load_state_dict(state_dict)
         except RuntimeError as exc:
-            raise CheckpointError(f"state dict does not fit the model: {str(exc).splitlines()[0][:200]}",
-                                  "load a state dict written for this model") from exc
+            raise CheckpointError(
+                f"state dict does not fit the model: {str(exc).splitlines()[0][:200]}",
+                "load a state dict written for this model",
+            ) from exc
         for name, param in model.named_parameters(remove_duplicate=False):
             correction = self.state.get(param, {}).get(CORRECTION)
             if correction is not None:
@@ -360,5 +395,6 @@ def _limit(params: list[torch.Tensor], budget: int) -> list[list[torch.Tensor]]:
 
 def _check_grad(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> None:
     if param.grad.is_sparse:
-        raise ConfigError(f"{type(optimizer).__name__} does not support sparse gradients",
-                          "use a dense embedding (sparse=False)")
+        raise ConfigError(
+            f"{type(optimizer).__name__} does not support sparse gradients", "use a dense embedding (sparse=False)"
+        )

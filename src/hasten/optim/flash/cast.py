@@ -98,7 +98,8 @@ def cast_model(
             raise ConfigError(f"model was already cast to {previous}", f"build a fresh model to cast it to {dtype}")
         return model
     kept = [
-        module for name, module in model.named_modules()
+        module
+        for name, module in model.named_modules()
         if _has_running_stats(module) or any(fnmatch.fnmatchcase(name, p) for p in keep_fp32)
     ]
     model.to(dtype)

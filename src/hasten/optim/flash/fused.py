@@ -41,8 +41,15 @@ Rule = Callable[[torch.Tensor, torch.Tensor, dict[str, torch.Tensor], Mapping[st
 RECOMPILE_LIMIT = 64
 
 
-def step_tensor(rule: Rule, kinds: Mapping[str, str], weights: torch.Tensor, correction: torch.Tensor | None,
-                grad: torch.Tensor, states: Mapping[str, StoredState], hyper: Mapping[str, Any]) -> None:
+def step_tensor(
+    rule: Rule,
+    kinds: Mapping[str, str],
+    weights: torch.Tensor,
+    correction: torch.Tensor | None,
+    grad: torch.Tensor,
+    states: Mapping[str, StoredState],
+    hyper: Mapping[str, Any],
+) -> None:
     """Update flat ``weights`` (16-bit with an integer ``correction``, or fp32) in place.
 
     ``states`` maps each state name of ``kinds`` to its storage, updated in place too. ``rule``
@@ -128,10 +135,15 @@ def resolve_fused(fused: bool | None, device_type: str) -> bool:
     if problem is None:
         return True
     if fused:
-        raise ConfigError(f"fused FlashOptim needs torch.compile on {device_type}, which fails here: {problem}",
-                          "install a C++ compiler (CPU) or Triton (CUDA), or pass fused=False")
-    warnings.warn(f"FlashOptim runs its eager update on {device_type} (torch.compile unavailable: {problem})",
-                  RuntimeWarning, stacklevel=3)
+        raise ConfigError(
+            f"fused FlashOptim needs torch.compile on {device_type}, which fails here: {problem}",
+            "install a C++ compiler (CPU) or Triton (CUDA), or pass fused=False",
+        )
+    warnings.warn(
+        f"FlashOptim runs its eager update on {device_type} (torch.compile unavailable: {problem})",
+        RuntimeWarning,
+        stacklevel=3,
+    )
     return False
 
 

@@ -61,20 +61,30 @@ def enable_gradient_release(
     release cannot honour are refused here rather than silently ignored.
     """
     if not isinstance(optimizer, FlashOptimizer):
-        raise ConfigError(f"gradient release needs a FlashOptimizer, got {type(optimizer).__name__}",
-                          "use FlashAdamW, FlashAdam, FlashSGD, FlashSGDW or FlashLion")
+        raise ConfigError(
+            f"gradient release needs a FlashOptimizer, got {type(optimizer).__name__}",
+            "use FlashAdamW, FlashAdam, FlashSGD, FlashSGDW or FlashLion",
+        )
     if optimizer.gradient_release_active:
         raise ConfigError("gradient release is already enabled for this optimizer", "call remove() on its handle first")
     if _is_distributed_wrapper(model):
-        raise ConfigError("gradient release cannot run under DistributedDataParallel/DataParallel: the reducer "
-                          "delivers averaged gradients after the release hooks have stepped",
-                          "train on one device, or drop gradient release")
+        raise ConfigError(
+            "gradient release cannot run under DistributedDataParallel/DataParallel: the reducer "
+            "delivers averaged gradients after the release hooks have stepped",
+            "train on one device, or drop gradient release",
+        )
     if grad_accum > 1:
-        raise ConfigError(f"gradient release cannot accumulate gradients (grad_accum={grad_accum}): each micro-batch "
-                          "would step on a partial gradient", "use grad_accum=1, or drop gradient release")
+        raise ConfigError(
+            f"gradient release cannot accumulate gradients (grad_accum={grad_accum}): each micro-batch "
+            "would step on a partial gradient",
+            "use grad_accum=1, or drop gradient release",
+        )
     if grad_clip_norm:
-        raise ConfigError(f"gradient release cannot clip by the global gradient norm (grad_clip_norm={grad_clip_norm}):"
-                          " parameters are stepped before the norm is known", "drop clipping, or drop gradient release")
+        raise ConfigError(
+            f"gradient release cannot clip by the global gradient norm (grad_clip_norm={grad_clip_norm}):"
+            " parameters are stepped before the norm is known",
+            "drop clipping, or drop gradient release",
+        )
     groups = {id(p): group for group in optimizer.param_groups for p in group["params"]}
     handles = []
     for param in {id(p): p for p in model.parameters() if p.requires_grad}.values():
@@ -88,7 +98,8 @@ def enable_gradient_release(
 
         handles.append(param.register_post_accumulate_grad_hook(release))
     if not handles:
-        raise ConfigError("none of the model's parameters belong to this optimizer",
-                          "build the optimizer from model.parameters()")
+        raise ConfigError(
+            "none of the model's parameters belong to this optimizer", "build the optimizer from model.parameters()"
+        )
     optimizer.gradient_release_active = True
     return GradientRelease(optimizer, handles)

@@ -29,8 +29,9 @@ def _check_betas(betas: tuple[float, float]) -> None:
 
 
 # ------------------------------------------------------------------------------ rules
-def sgd_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-             hyper: Mapping[str, Any]) -> None:
+def sgd_rule(
+    theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor], hyper: Mapping[str, Any]
+) -> None:
     """``torch.optim.SGD``'s update (decoupled decay when ``hyper["decoupled"]``)."""
     lr, wd, momentum = hyper["lr"], hyper["weight_decay"], hyper["momentum"]
     direction = grad
@@ -49,8 +50,9 @@ def sgd_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Te
     theta.sub_(direction * lr)  # not add_(alpha=-lr): a Python alpha would recompile the fused step per lr
 
 
-def adam_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-              hyper: Mapping[str, Any]) -> None:
+def adam_rule(
+    theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor], hyper: Mapping[str, Any]
+) -> None:
     """``torch.optim.Adam``'s update (``AdamW``'s when ``hyper["decoupled"]``)."""
     lr, wd = hyper["lr"], hyper["weight_decay"]
     if wd != 0:
@@ -65,8 +67,9 @@ def adam_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.T
     theta.sub_(exp_avg / denom * hyper["step_size"])  # tensor arithmetic: a schedule does not recompile
 
 
-def lion_rule(theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor],
-              hyper: Mapping[str, Any]) -> None:
+def lion_rule(
+    theta: torch.Tensor, grad: torch.Tensor, states: dict[str, torch.Tensor], hyper: Mapping[str, Any]
+) -> None:
     """Lion: ``theta -= lr * sign(beta1 m + (1 - beta1) g)``; then ``m = beta2 m + (1 - beta2) g``."""
     lr, wd = hyper["lr"], hyper["weight_decay"]
     exp_avg = states["exp_avg"]
@@ -100,16 +103,28 @@ class _FlashSGDBase(FlashOptimizer):
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ConfigError("nesterov momentum needs momentum > 0 and dampening = 0", "set momentum=0.9, dampening=0")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
-        super().__init__(params, defaults, quantize=quantize, master_weight_bits=master_weight_bits,
-                         compress_state_dict=compress_state_dict, fused=fused)
+        super().__init__(
+            params,
+            defaults,
+            quantize=quantize,
+            master_weight_bits=master_weight_bits,
+            compress_state_dict=compress_state_dict,
+            fused=fused,
+        )
 
     def state_kinds(self, group: dict[str, Any]) -> dict[str, str]:
         return {"momentum_buffer": SIGNED} if group["momentum"] != 0 else {}
 
     def hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
-        return dict(lr=group["lr"], weight_decay=group["weight_decay"], momentum=group["momentum"],
-                    dampening=group["dampening"], nesterov=group["nesterov"], decoupled=self.decoupled,
-                    first_step=step == 1)
+        return dict(
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            nesterov=group["nesterov"],
+            decoupled=self.decoupled,
+            first_step=step == 1,
+        )
 
     rule = staticmethod(sgd_rule)
 
@@ -148,8 +163,14 @@ class _FlashAdamBase(FlashOptimizer):
             raise ConfigError(f"eps must be >= 0, got {eps}")
         wd = self.default_weight_decay if weight_decay is None else weight_decay
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=wd)
-        super().__init__(params, defaults, quantize=quantize, master_weight_bits=master_weight_bits,
-                         compress_state_dict=compress_state_dict, fused=fused)
+        super().__init__(
+            params,
+            defaults,
+            quantize=quantize,
+            master_weight_bits=master_weight_bits,
+            compress_state_dict=compress_state_dict,
+            fused=fused,
+        )
 
     def state_kinds(self, group: dict[str, Any]) -> dict[str, str]:
         return {"exp_avg": SIGNED, "exp_avg_sq": UNSIGNED}
@@ -158,9 +179,16 @@ class _FlashAdamBase(FlashOptimizer):
 
     def hyperparameters(self, group: dict[str, Any], step: int) -> dict[str, Any]:
         beta1, beta2 = group["betas"]
-        return dict(lr=group["lr"], weight_decay=group["weight_decay"], eps=group["eps"], beta1=beta1, beta2=beta2,
-                    step_size=group["lr"] / (1.0 - beta1**step), bias_root=(1.0 - beta2**step) ** 0.5,
-                    decoupled=self.decoupled)
+        return dict(
+            lr=group["lr"],
+            weight_decay=group["weight_decay"],
+            eps=group["eps"],
+            beta1=beta1,
+            beta2=beta2,
+            step_size=group["lr"] / (1.0 - beta1**step),
+            bias_root=(1.0 - beta2**step) ** 0.5,
+            decoupled=self.decoupled,
+        )
 
 
 class FlashAdam(_FlashAdamBase):
@@ -195,8 +223,14 @@ class FlashLion(FlashOptimizer):
     ) -> None:
         _check_betas(betas)
         defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay)
-        super().__init__(params, defaults, quantize=quantize, master_weight_bits=master_weight_bits,
-                         compress_state_dict=compress_state_dict, fused=fused)
+        super().__init__(
+            params,
+            defaults,
+            quantize=quantize,
+            master_weight_bits=master_weight_bits,
+            compress_state_dict=compress_state_dict,
+            fused=fused,
+        )
 
     def state_kinds(self, group: dict[str, Any]) -> dict[str, str]:
         return {"exp_avg": SIGNED}

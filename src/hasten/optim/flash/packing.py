@@ -40,10 +40,10 @@ class Packing:
 
     def padded_views(self, flat: torch.Tensor, per_value: int = 1) -> list[torch.Tensor]:
         """Views including the padding; ``per_value=GROUP_SIZE`` slices a per-group buffer (scales)."""
-        return [flat[start // per_value : (start + length) // per_value]
-                for start, length in zip(self.offsets, self.padded)]
+        return [
+            flat[start // per_value : (start + length) // per_value] for start, length in zip(self.offsets, self.padded)
+        ]
 
     def scatter(self, flat: torch.Tensor, destinations: Sequence[torch.Tensor]) -> None:
         """Copy each tensor's values from ``flat`` back into ``destinations`` (any shapes, any dtypes)."""
         torch._foreach_copy_([d.view(-1) for d in destinations], self.views(flat))
-

@@ -89,9 +89,7 @@ def quantize_signed(
     return codes.view(-1), scales
 
 
-def dequantize_signed(
-    codes: torch.Tensor, scales: torch.Tensor, numel: int, *, companded: bool = True
-) -> torch.Tensor:
+def dequantize_signed(codes: torch.Tensor, scales: torch.Tensor, numel: int, *, companded: bool = True) -> torch.Tensor:
     """Inverse of ``quantize_signed``: the first ``numel`` values, flat fp32."""
     z = codes.view(-1, GROUP_SIZE).float().div_(SIGNED_LEVELS)
     if companded:  # x = z / (2 - |z|)
