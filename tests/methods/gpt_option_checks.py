@@ -15,7 +15,7 @@ from tests.methods.model_helpers import gpt_trainer_factory, small_gpt
 CONFIG = {"vocab_size": 65, "context": 32, "layers": 2, "heads": 2, "width": 32}
 
 
-def same_function_as_option(apply, option: dict) -> None:  # type: ignore[no-untyped-def]
+def check_same_function_as_option(apply, option: dict) -> None:  # type: ignore[no-untyped-def]
     """``apply(model)`` on a default CharGPT computes what ``CharGPT(option)`` computes with the
     same weights."""
     torch.manual_seed(0)
@@ -28,7 +28,7 @@ def same_function_as_option(apply, option: dict) -> None:  # type: ignore[no-unt
         assert torch.allclose(changed(ids), built(ids), atol=1e-6)
 
 
-def trains_and_refuses(data_dir, method: type[Algorithm]) -> None:  # type: ignore[no-untyped-def]
+def check_trains_and_refuses(data_dir, method: type[Algorithm]) -> None:  # type: ignore[no-untyped-def]
     result = gpt_trainer_factory(data_dir, algorithms=lambda: [method()])().fit()
     assert result.status == "completed" and result.steps == 8
     trainer = gpt_trainer_factory(data_dir, algorithms=lambda: [method()], model=lambda: MnistCNN())
@@ -36,4 +36,4 @@ def trains_and_refuses(data_dir, method: type[Algorithm]) -> None:  # type: igno
         trainer()
 
 
-__all__ = ["same_function_as_option", "small_gpt", "trains_and_refuses"]
+__all__ = ["check_same_function_as_option", "small_gpt", "check_trains_and_refuses"]

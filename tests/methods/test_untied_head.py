@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from hasten.methods.untied_head import UntiedHead, untie_head
-from tests.methods.gpt_option_checks import same_function_as_option, trains_and_refuses
+from tests.methods.gpt_option_checks import check_same_function_as_option, check_trains_and_refuses
 
 
 def test_functional_form_equals_the_model_option() -> None:
-    same_function_as_option(untie_head, {"tied_head": False})
+    check_same_function_as_option(untie_head, {"tied_head": False})
 
 
 def test_method_trains_a_gpt_and_refuses_a_convnet(data_dir) -> None:  # type: ignore[no-untyped-def]
-    trains_and_refuses(data_dir, UntiedHead)
+    check_trains_and_refuses(data_dir, UntiedHead)
 
 
 def test_untied_head_is_its_own_parameter_and_zero_init_option() -> None:

@@ -6,12 +6,12 @@ from hasten.methods.zero_init_projections import (
     ZeroInitProjections,
     zero_init_projections,
 )
-from tests.methods.gpt_option_checks import same_function_as_option, trains_and_refuses
+from tests.methods.gpt_option_checks import check_same_function_as_option, check_trains_and_refuses
 
 
 def test_functional_form_equals_the_model_option() -> None:
-    same_function_as_option(zero_init_projections, {"zero_init_proj": True})
+    check_same_function_as_option(zero_init_projections, {"zero_init_proj": True})
 
 
 def test_method_trains_a_gpt_and_refuses_a_convnet(data_dir) -> None:  # type: ignore[no-untyped-def]
-    trains_and_refuses(data_dir, ZeroInitProjections)
+    check_trains_and_refuses(data_dir, ZeroInitProjections)
