@@ -13,7 +13,6 @@ reaches (the entry says which), with a bootstrap interval over seeds.
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from screen import choose_target  # noqa: E402
+from screen import card_entry, choose_target  # noqa: E402
 
 from hasten.curves.compare import compare_runs  # noqa: E402
 from hasten.curves.sweep import SweepProgress, find_done, parse_budgets, plan_sweep, run_sweep  # noqa: E402
@@ -70,29 +69,22 @@ def main(argv: list[str] | None = None) -> int:
             for rec in (recipe, baseline)
         }
         entries.append(
-            {
-                "workload": workload.name,
-                "comparison": name,
-                "recipe": recipe,
-                "baseline": baseline,
-                "speedup": s.speedup,
-                "ci_low": s.ci_low,
-                "ci_high": s.ci_high,
-                "status": s.status,
-                "machine": comparison.machines[0] if comparison.machines else "unknown",
-                "date": _dt.date.today().isoformat(),
-                "command": command,
-                "metric": workload.metric,
-                "target": target,
-                "target_choice": how,
-                "steps_factor": s.steps_factor,
-                "time_per_step_factor": s.time_per_step_factor,
-                "mode": "cyclic",
-                "budgets": budgets,
-                "seeds": args.seeds,
-                "final_losses": finals,
-                "note": "; ".join(filter(None, [name, s.note, args.load_note])),
-            }
+            card_entry(
+                workload,
+                s,
+                comparison,
+                target,
+                how,
+                command,
+                comparison=name,
+                recipe=recipe,
+                baseline=baseline,
+                mode="cyclic",
+                budgets=budgets,
+                seeds=args.seeds,
+                final_losses=finals,
+                note="; ".join(filter(None, [name, s.note, args.load_note])),
+            )
         )
         figure = "-" if s.speedup is None else f"{s.speedup:.2f}x"
         interval = "" if s.ci_low is None else f" [{s.ci_low:.2f}, {s.ci_high:.2f}]"

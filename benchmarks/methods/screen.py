@@ -89,6 +89,22 @@ def screen(workload: Workload, method: str, args: argparse.Namespace, store: Run
     target, how = choose_target(workload, [r for r in runs if r.recipe == "baseline"], readout)
     comparison = compare_runs(runs, target=target, readout=readout)
     s = comparison.speedups[recipes[1]]
+    return card_entry(
+        workload,
+        s,
+        comparison,
+        target,
+        how,
+        command,
+        mode="scaled" if args.scaled else "cyclic",
+        budgets=budgets,
+        seeds=args.seeds,
+        note=s.note,
+    )
+
+
+def card_entry(workload: Workload, s, comparison, target: float, how: str, command: str, **extra) -> dict:  # type: ignore[no-untyped-def]
+    """One measured result as the method cards store it (``methods/results.json``)."""
     return {
         "workload": workload.name,
         "speedup": s.speedup,
@@ -103,10 +119,7 @@ def screen(workload: Workload, method: str, args: argparse.Namespace, store: Run
         "target_choice": how,
         "steps_factor": s.steps_factor,
         "time_per_step_factor": s.time_per_step_factor,
-        "mode": "scaled" if args.scaled else "cyclic",
-        "budgets": budgets,
-        "seeds": args.seeds,
-        "note": s.note,
+        **extra,
     }
 
 

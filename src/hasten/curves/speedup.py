@@ -119,6 +119,13 @@ def _as_rows(crossings: Sequence[Crossing]) -> np.ndarray:
     return np.array([[c.time_s, c.steps] for c in crossings], dtype=float)
 
 
+# Speedup's measured fields: all None when the target was not reached.
+_FIGURES = (
+    "speedup", "ci_low", "ci_high", "steps_factor", "steps_factor_ci", "time_per_step_factor",
+    "time_per_step_factor_ci", "baseline_time_s", "recipe_time_s", "baseline_steps", "recipe_steps",
+)  # fmt: skip
+
+
 def _fraction(crossings: Sequence[Crossing | None]) -> str:
     return f"{sum(c is not None for c in crossings)}/{len(crossings)}"
 
@@ -136,52 +143,19 @@ def iso_quality_speedup(
 ) -> Speedup:
     """Speedup of ``recipe`` over ``baseline`` at ``target`` from each seed's first crossing."""
     reached_b, reached_r = _fraction(baseline_crossings), _fraction(recipe_crossings)
-    empty = dict(
-        speedup=None,
-        ci_low=None,
-        ci_high=None,
-        steps_factor=None,
-        steps_factor_ci=None,
-        time_per_step_factor=None,
-        time_per_step_factor_ci=None,
-        baseline_time_s=None,
-        recipe_time_s=None,
-        baseline_steps=None,
-        recipe_steps=None,
-    )
+
+    def not_reached(note: str) -> Speedup:
+        return Speedup(
+            recipe, baseline, target, "not reached", **dict.fromkeys(_FIGURES),
+            baseline_reached=reached_b, recipe_reached=reached_r, note=note,
+        )  # fmt: skip
+
     if not baseline_crossings or not recipe_crossings:
-        return Speedup(
-            recipe,
-            baseline,
-            target,
-            "not reached",
-            **empty,
-            baseline_reached=reached_b,
-            recipe_reached=reached_r,
-            note="no runs",
-        )
+        return not_reached("no runs")
     if any(c is None for c in baseline_crossings):
-        return Speedup(
-            recipe,
-            baseline,
-            target,
-            "not reached",
-            **empty,
-            baseline_reached=reached_b,
-            recipe_reached=reached_r,
-            note=f"the baseline reached the target on {reached_b} seeds",
-        )
+        return not_reached(f"the baseline reached the target on {reached_b} seeds")
     if any(c is None for c in recipe_crossings):
-        return Speedup(
-            recipe,
-            baseline,
-            target,
-            "not reached",
-            **empty,
-            baseline_reached=reached_b,
-            recipe_reached=reached_r,
-            note=f"reached the target on {reached_r} seeds",
-        )
+        return not_reached(f"reached the target on {reached_r} seeds")
     base, rec = _as_rows(baseline_crossings), _as_rows(recipe_crossings)  # type: ignore[arg-type]
     t_b, s_b = base[:, 0].mean(), base[:, 1].mean()
     t_r, s_r = rec[:, 0].mean(), rec[:, 1].mean()

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from hasten.core.algorithm import Algorithm
-from hasten.core.event import Event
-from hasten.core.state import State
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import require_some
+from hasten.methods.surgery import InitSurgery
 from hasten.models.gpt import CausalSelfAttention
 
 
@@ -26,21 +23,13 @@ def apply_qk_norm(model: nn.Module) -> int:
     return count
 
 
-class QKNorm(Algorithm):
+class QKNorm(InitSurgery):
     name = "qk_norm"
-    touches = frozenset({"model"})
-    priority = 20
+    target = "hasten GPT attention"
+    hint = "qk_norm applies to hasten.models.gpt attention (the shakespeare workload)"
 
-    def match(self, event: Event, state: State) -> bool:
-        return event is Event.INIT
-
-    def apply(self, event: Event, state: State) -> None:
-        require_some(
-            apply_qk_norm(state.model),
-            self.name,
-            "hasten GPT attention",
-            "qk_norm applies to hasten.models.gpt attention (the shakespeare workload)",
-        )
+    def surgery(self, model: nn.Module) -> int:
+        return apply_qk_norm(model)
 
 
 register(

@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from hasten.core.algorithm import Algorithm
-from hasten.core.event import Event
-from hasten.core.state import State
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import require_some
+from hasten.methods.surgery import InitSurgery
 from hasten.models.gpt import ReLU2
 
 
@@ -30,21 +27,13 @@ def apply_relu_squared(model: nn.Module) -> int:
     return len(targets)
 
 
-class ReLUSquared(Algorithm):
+class ReLUSquared(InitSurgery):
     name = "relu_squared"
-    touches = frozenset({"model"})
-    priority = 20
+    target = "nn.GELU module"
+    hint = "relu_squared replaces GELU modules; this model has none"
 
-    def match(self, event: Event, state: State) -> bool:
-        return event is Event.INIT
-
-    def apply(self, event: Event, state: State) -> None:
-        require_some(
-            apply_relu_squared(state.model),
-            self.name,
-            "nn.GELU module",
-            "relu_squared replaces GELU modules; this model has none",
-        )
+    def surgery(self, model: nn.Module) -> int:
+        return apply_relu_squared(model)
 
 
 register(

@@ -13,12 +13,9 @@ import dataclasses
 
 from torch import nn
 
-from hasten.core.algorithm import Algorithm
-from hasten.core.event import Event
-from hasten.core.state import State
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import require_some
+from hasten.methods.surgery import InitSurgery
 from hasten.models.gpt import CausalSelfAttention, CharGPT, rotary_tables
 
 
@@ -43,28 +40,20 @@ def apply_rotary_embeddings(model: nn.Module, base: float = 10000.0) -> int:
     return count
 
 
-class RotaryEmbeddings(Algorithm):
+class RotaryEmbeddings(InitSurgery):
     """Rotary positions at INIT, before the optimizer is built."""
 
     name = "rotary_embeddings"
-    touches = frozenset({"model"})
-    priority = 20
+    target = "hasten GPT attention"
+    hint = "rotary_embeddings applies to hasten.models.gpt.CharGPT models (the shakespeare workload)"
 
     def __init__(self, base: float = 10000.0) -> None:
         if base <= 1:
             raise ValueError(f"base must be > 1, got {base}")
         self.base = base
 
-    def match(self, event: Event, state: State) -> bool:
-        return event is Event.INIT
-
-    def apply(self, event: Event, state: State) -> None:
-        require_some(
-            apply_rotary_embeddings(state.model, self.base),
-            self.name,
-            "hasten GPT attention",
-            "rotary_embeddings applies to hasten.models.gpt.CharGPT models (the shakespeare workload)",
-        )
+    def surgery(self, model: nn.Module) -> int:
+        return apply_rotary_embeddings(model, self.base)
 
 
 register(

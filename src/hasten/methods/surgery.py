@@ -31,6 +31,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+from hasten.core.algorithm import Algorithm
+from hasten.core.event import Event
+from hasten.core.state import State
 from hasten.errors import ConfigError
 
 Predicate = Callable[[str, nn.Module], bool]
@@ -183,6 +186,26 @@ def require_some(count: int, method: str, what: str, hint: str) -> int:
     if count == 0:
         raise ConfigError(f"{method} found no {what} in this model", hint)
     return count
+
+
+class InitSurgery(Algorithm):
+    """A method that changes the model once, at INIT (before the optimizer is built), and refuses
+    a model where it finds nothing to change. Subclasses implement ``surgery(model) -> count``
+    and set ``target`` (what it looks for) and ``hint`` (where it applies)."""
+
+    touches = frozenset({"model"})
+    priority = 20
+    target = ""
+    hint = ""
+
+    def surgery(self, model: nn.Module) -> int:
+        raise NotImplementedError
+
+    def match(self, event: Event, state: State) -> bool:
+        return event is Event.INIT
+
+    def apply(self, event: Event, state: State) -> None:
+        require_some(self.surgery(state.model), self.name, self.target, self.hint)
 
 
 # --------------------------------------------------------------------- probing

@@ -11,12 +11,9 @@ import dataclasses
 import torch
 from torch import nn
 
-from hasten.core.algorithm import Algorithm
-from hasten.core.event import Event
-from hasten.core.state import State
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import require_some
+from hasten.methods.surgery import InitSurgery
 
 INITS = ("copy", "zero")
 
@@ -40,26 +37,18 @@ def untie_head(model: nn.Module, init: str = "copy") -> int:
     return count
 
 
-class UntiedHead(Algorithm):
+class UntiedHead(InitSurgery):
     name = "untied_head"
-    touches = frozenset({"model"})
-    priority = 20
+    target = "output layer tied to an embedding"
+    hint = "untied_head applies to models whose head shares the token embedding (the shakespeare GPT)"
 
     def __init__(self, init: str = "copy") -> None:
         if init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
         self.init = init
 
-    def match(self, event: Event, state: State) -> bool:
-        return event is Event.INIT
-
-    def apply(self, event: Event, state: State) -> None:
-        require_some(
-            untie_head(state.model, self.init),
-            self.name,
-            "output layer tied to an embedding",
-            "untied_head applies to models whose head shares the token embedding (the shakespeare GPT)",
-        )
+    def surgery(self, model: nn.Module) -> int:
+        return untie_head(model, self.init)
 
 
 register(

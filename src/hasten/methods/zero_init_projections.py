@@ -9,12 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from hasten.core.algorithm import Algorithm
-from hasten.core.event import Event
-from hasten.core.state import State
 from hasten.methods.card import MethodCard, Paper
 from hasten.methods.registry import register
-from hasten.methods.surgery import require_some
+from hasten.methods.surgery import InitSurgery
 from hasten.models.gpt import MLP, CausalSelfAttention
 
 
@@ -29,21 +26,14 @@ def zero_init_projections(model: nn.Module) -> int:
     return count
 
 
-class ZeroInitProjections(Algorithm):
+class ZeroInitProjections(InitSurgery):
     name = "zero_init_projections"
-    touches = frozenset({"model"})
+    target = "hasten GPT attention or MLP"
+    hint = "zero_init_projections applies to hasten.models.gpt blocks (the shakespeare workload)"
     priority = 25  # after surgery that builds new blocks
 
-    def match(self, event: Event, state: State) -> bool:
-        return event is Event.INIT
-
-    def apply(self, event: Event, state: State) -> None:
-        require_some(
-            zero_init_projections(state.model),
-            self.name,
-            "hasten GPT attention or MLP",
-            "zero_init_projections applies to hasten.models.gpt blocks (the shakespeare workload)",
-        )
+    def surgery(self, model: nn.Module) -> int:
+        return zero_init_projections(model)
 
 
 register(
