@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
@@ -102,7 +102,7 @@ def budget_count(records: Sequence[RunRecord]) -> int:
     return max(len(scaled), cyclic)
 
 
-def resolve_readout(readout: str, by_recipe: dict[str, Sequence[RunRecord]]) -> str:
+def resolve_readout(readout: str, by_recipe: Mapping[str, Sequence[RunRecord]]) -> str:
     if readout not in READOUTS:
         from hasten.errors import ConfigError
 

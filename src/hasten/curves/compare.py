@@ -86,9 +86,10 @@ class Comparison:
     def time_to_target(self, recipe: str) -> tuple[float | None, list[float | None]]:
         """Mean over seeds (None unless every seed reached) and each seed's time."""
         per_seed = [c.time_s if c is not None else None for c in self.crossings.get(recipe, [])]
-        if not per_seed or any(t is None for t in per_seed):
+        reached = [t for t in per_seed if t is not None]
+        if not per_seed or len(reached) < len(per_seed):
             return None, per_seed
-        return float(np.mean(per_seed)), per_seed
+        return float(np.mean(reached)), per_seed
 
     def speedups_over_targets(self, targets: Sequence[float]) -> dict[str, list[Speedup]]:
         """Speedup of every recipe at each of ``targets`` (for the speedup-vs-target plot)."""

@@ -76,7 +76,7 @@ class CyclicValidation:
         }
 
 
-def _mean(values: Sequence[float]) -> float | None:
+def _mean(values: Sequence[float | None]) -> float | None:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(finite)) if finite and len(finite) == len(values) else None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -92,6 +92,11 @@ def plot_tradeoff(comparison: Comparison, path: Path) -> Path:
     return _save(figure, path)
 
 
+def _floats(values: Iterable[float | None]) -> list[float]:
+    """Plot-ready numbers: a missing value becomes NaN, which matplotlib leaves out."""
+    return [math.nan if v is None else float(v) for v in values]
+
+
 def plot_speedup_vs_target(comparison: Comparison, by_target: Mapping[str, Sequence[Speedup]], path: Path) -> Path:
     """Speedup over the baseline at every target the baseline reaches, with bootstrap bands."""
     figure = _figure()
@@ -101,23 +106,26 @@ def plot_speedup_vs_target(comparison: Comparison, by_target: Mapping[str, Seque
         if not measured:
             continue
         line = axes.plot(
-            [s.target for s in measured], [s.speedup for s in measured], marker="o", markersize=3.5, label=recipe
+            [s.target for s in measured], _floats(s.speedup for s in measured), marker="o", markersize=3.5, label=recipe
         )[0]
         banded = [s for s in measured if _finite(s.ci_low, s.ci_high)]
         if banded:
             x = [s.target for s in banded]
             axes.fill_between(
                 x,
-                [s.ci_low for s in banded],
-                [s.ci_high for s in banded],
+                _floats(s.ci_low for s in banded),
+                _floats(s.ci_high for s in banded),
                 color=line.get_color(),
                 alpha=0.18,
                 linewidth=0,
             )
+            speedup, low, high = (
+                np.array(_floats(getattr(s, k) for s in banded)) for k in ("speedup", "ci_low", "ci_high")
+            )
             axes.errorbar(
                 x,
-                [s.speedup for s in banded],
-                yerr=[[s.speedup - s.ci_low for s in banded], [s.ci_high - s.speedup for s in banded]],
+                speedup,
+                yerr=[speedup - low, high - speedup],
                 fmt="none",
                 ecolor=line.get_color(),
                 capsize=3,

@@ -188,10 +188,13 @@ def iso_quality_speedup(
         note = "2 seeds: the interval is the range over seed pairs and is coarse; run 5 or more seeds for a firm one"
     elif min(len(base), len(rec)) < 5:
         note = "fewer than 5 seeds: the interval is somewhat narrow; run 5 or more for a firm one"
-    options = dict(samples=samples, confidence=confidence, seed=seed)
-    low, high = bootstrap_ratio(base, rec, _ratio_of_means(0), **options)
-    steps_ci = bootstrap_ratio(base, rec, _ratio_of_means(1), **options)
-    per_step_ci = bootstrap_ratio(base, rec, _time_per_step_ratio, **options)
+
+    def interval(statistic: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> tuple[float, float]:
+        return bootstrap_ratio(base, rec, statistic, samples=samples, confidence=confidence, seed=seed)
+
+    low, high = interval(_ratio_of_means(0))
+    steps_ci = interval(_ratio_of_means(1))
+    per_step_ci = interval(_time_per_step_ratio)
     return Speedup(
         recipe,
         baseline,

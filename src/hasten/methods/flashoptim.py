@@ -10,7 +10,7 @@ and friends plus ``cast_model`` and ``enable_gradient_release``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -32,6 +32,7 @@ from hasten.optim.flash import (
     enable_gradient_release,
     memory_report,
 )
+from hasten.optim.flash.gradient_release import GradientRelease
 from hasten.optim.scheduling import apply_schedule
 
 _OPTIMIZER_SWAPS = ("flash_adamw", "flash_sgd", "flash_lion")
@@ -57,7 +58,7 @@ class _FlashMethod(Algorithm):
 
     touches = frozenset({"model", "optimizer"})
     priority = 80  # INIT: cast after other surgery has added its modules (muon, sam, lookahead are conflicts)
-    flash_class: type[FlashOptimizer]
+    flash_class: Callable[..., FlashOptimizer]  # a FlashOptimizer subclass, built from (groups, **options)
 
     def _setup(
         self,
@@ -76,7 +77,7 @@ class _FlashMethod(Algorithm):
         self.master_weight_bits = master_weight_bits
         self.gradient_release = gradient_release
         self.keep_fp32 = keep_fp32
-        self._release = None
+        self._release: GradientRelease | None = None
         self._reported = False
         if gradient_release:  # an instance-level conflict: only release cannot clip the global norm
             self.conflicts = {
@@ -86,7 +87,7 @@ class _FlashMethod(Algorithm):
             }
 
     # ----------------------------------------------------------- hyperparameters
-    def _matching_class(self, base: torch.optim.Optimizer) -> type[FlashOptimizer] | None:
+    def _matching_class(self, base: torch.optim.Optimizer) -> Callable[..., FlashOptimizer] | None:
         """The Flash twin of ``base``, or None when ``base`` is of another family."""
         raise NotImplementedError
 
@@ -118,6 +119,7 @@ class _FlashMethod(Algorithm):
         elif event is Event.FIT_START:
             self._warm_up(state)
             if self.gradient_release:
+                assert state.optimizer is not None, "FIT_START runs after the optimizer is built"
                 self._release = enable_gradient_release(
                     state.model, state.optimizer, grad_accum=state.grad_accum, grad_clip_norm=state.grad_clip_norm
                 )
@@ -208,7 +210,7 @@ class FlashAdamWMethod(_FlashMethod):
         self._setup(lr, weight_decay, master_weight_bits, gradient_release, keep_fp32)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def _matching_class(self, base: torch.optim.Optimizer) -> type[FlashOptimizer] | None:
+    def _matching_class(self, base: torch.optim.Optimizer) -> Callable[..., FlashOptimizer] | None:
         if isinstance(base, (torch.optim.AdamW, FlashAdamW)):
             return FlashAdamW
         if isinstance(base, (torch.optim.Adam, FlashAdam)):
@@ -245,7 +247,7 @@ class FlashSGDMethod(_FlashMethod):
         self._setup(lr, weight_decay, master_weight_bits, gradient_release, keep_fp32)
         self.momentum, self.nesterov = momentum, _optional_bool(nesterov)
 
-    def _matching_class(self, base: torch.optim.Optimizer) -> type[FlashOptimizer] | None:
+    def _matching_class(self, base: torch.optim.Optimizer) -> Callable[..., FlashOptimizer] | None:
         return FlashSGD if isinstance(base, (torch.optim.SGD, FlashSGD)) else None
 
     def _group_options(self, base_group: dict[str, Any], inherit: bool) -> dict[str, Any]:
@@ -280,7 +282,7 @@ class FlashLionMethod(_FlashMethod):
         self._setup(lr, weight_decay, master_weight_bits, gradient_release, keep_fp32)
         self.beta1, self.beta2 = beta1, beta2
 
-    def _matching_class(self, base: torch.optim.Optimizer) -> type[FlashOptimizer] | None:
+    def _matching_class(self, base: torch.optim.Optimizer) -> Callable[..., FlashOptimizer] | None:
         return FlashLion if "lion" in type(base).__name__.lower() else None
 
     def _group_options(self, base_group: dict[str, Any], inherit: bool) -> dict[str, Any]:
@@ -308,7 +310,7 @@ _NOT_WORTH = (
     "its step is many times slower than torch's fused AdamW; on CUDA it is compiled (first two steps "
     "in the warmup bucket), step time not yet measured"
 )
-_COMMON = dict(
+_COMMON: dict[str, Any] = dict(
     component="optimization",
     action="restrict",
     mechanism="memory",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 import torch
 from torch import nn
@@ -179,6 +179,11 @@ def split_params(model: nn.Module, exclude: Exclude | None = None) -> tuple[list
     return matrices, others
 
 
+def _grads(params: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The gradients of ``params``; step() passes only parameters that have one."""
+    return [cast(torch.Tensor, p.grad) for p in params]
+
+
 class Muon(torch.optim.Optimizer):
     """Muon for groups of ``kind="muon"`` (the default), AdamW or SGD for ``kind="adamw"|"sgd"``.
 
@@ -226,7 +231,8 @@ class Muon(torch.optim.Optimizer):
         super().add_param_group(param_group)
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:
+    # torch's stub overloads step() on the closure's type; this returns the closure's loss the same way
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor | None:  # type: ignore[override]
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -240,7 +246,7 @@ class Muon(torch.optim.Optimizer):
     def _muon(self, params: list[torch.Tensor], group: dict) -> None:
         """One step for a Muon group: momentum for all at once, Newton-Schulz batched by shape."""
         momentum = group["momentum"]
-        grads = [p.grad for p in params]
+        grads = _grads(params)
         buffers = []
         for param, grad in zip(params, grads):
             state = self.state[param]
@@ -268,7 +274,7 @@ class Muon(torch.optim.Optimizer):
             state["step"] += 1
             by_step.setdefault(state["step"], []).append(param)
         for step, same in by_step.items():
-            grads = [p.grad for p in same]
+            grads = _grads(same)
             exp_avgs = [self.state[p]["exp_avg"] for p in same]
             exp_avg_sqs = [self.state[p]["exp_avg_sq"] for p in same]
             torch._foreach_mul_(same, 1 - group["lr"] * group["weight_decay"])
@@ -281,8 +287,8 @@ class Muon(torch.optim.Optimizer):
             torch._foreach_addcdiv_(same, exp_avgs, denoms, value=-group["lr"] / (1 - beta1**step))
 
     def _sgd(self, params: list[torch.Tensor], group: dict) -> None:
-        for param in params:
-            self._sgd_one(param, param.grad, group, self.state[param])
+        for param, grad in zip(params, _grads(params)):
+            self._sgd_one(param, grad, group, self.state[param])
 
     @staticmethod
     def _sgd_one(param: torch.Tensor, grad: torch.Tensor, group: dict, state: dict) -> None:

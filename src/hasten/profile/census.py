@@ -156,11 +156,11 @@ class StepCensus:
 
     def matmul_dtype(self) -> str:
         """The dtype most counted FLOPs ran in ('float32' when none were counted)."""
-        by_dtype: Counter = Counter()
+        by_dtype: dict[str, float] = {}
         for op in self.ops.values():
             if op.flops > 0 and op.dtype:
-                by_dtype[op.dtype] += op.flops
-        return by_dtype.most_common(1)[0][0] if by_dtype else "float32"
+                by_dtype[op.dtype] = by_dtype.get(op.dtype, 0.0) + op.flops
+        return max(by_dtype, key=by_dtype.__getitem__) if by_dtype else "float32"
 
 
 class CensusRecorder:

@@ -88,10 +88,10 @@ def _join(trace: TraceSummary, census: StepCensus | None) -> dict[tuple[str, str
             merged.est_flops += count.est_flops
             merged.bytes += count.bytes
             merged.dtypes.update(count.dtypes)
-    joined = {}
+    joined: dict[tuple[str, str], tuple[OpTime, OpCount | None]] = {}
     for key, op in trace.ops.items():
-        count = census.ops.get(key) if census is not None else None
-        joined[key] = (op, count if count is not None else by_name.get(op.name))
+        found = census.ops.get(key) if census is not None else None
+        joined[key] = (op, found if found is not None else by_name.get(op.name))
     return joined
 
 

@@ -123,7 +123,7 @@ def sweep_ops(
     device: torch.device,
     *,
     matmul_sizes: tuple[int, ...] = (64, 128, 256, 512, 1024),
-    elementwise_sizes: tuple[int, ...] = tuple(2**k for k in range(10, 25, 2)),
+    elementwise_sizes: tuple[int, ...] = (2**10, 2**12, 2**14, 2**16, 2**18, 2**20, 2**22, 2**24),
     dtypes: tuple[torch.dtype, ...] = (torch.float32,),
     repeats: int = 3,
     block_s: float = 0.01,

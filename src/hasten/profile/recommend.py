@@ -162,7 +162,8 @@ def recommend_for_loop(
     seen: set[str] = set(exclude)
     for bottleneck in [verdict] + ([secondary] if secondary else []):
         reason = explain(bottleneck, evidence)
-        ranked, demoted = [], []
+        ranked: list = []
+        demoted: list = []
         for entry in candidates(bottleneck, exclude=seen, methods=methods):
             card = entry.card
             seen.add(card.name)

@@ -17,7 +17,7 @@ tensors are processed in chunks of ``CHUNK`` values so the fp32 temporaries stay
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 import torch
 from torch import nn
@@ -210,7 +210,7 @@ class FlashOptimizer(torch.optim.Optimizer):
             state["step"] += 1
         pack = Packing([p.numel() for p in params])
         weights = pack.gather([p.data for p in params], params[0].dtype)
-        grad = pack.gather([p.grad for p in params], torch.float32)
+        grad = pack.gather([_grad(p) for p in params], torch.float32)
         corrections = [s[CORRECTION] for s in states] if CORRECTION in states[0] else None
         rho = pack.gather(corrections, corrections[0].dtype) if corrections is not None else None
         stored: dict[str, StoredState] = {}
@@ -221,7 +221,7 @@ class FlashOptimizer(torch.optim.Optimizer):
                 stored[name] = pack.gather([s[name] for s in states], torch.float32)
         self._run(kinds, weights, rho, grad, stored, group, states[0]["step"])
         pack.scatter(weights, [p.data for p in params])
-        if corrections is not None:
+        if corrections is not None and rho is not None:
             pack.scatter(rho, corrections)
         for name in kinds:
             if self.quantize:
@@ -229,7 +229,7 @@ class FlashOptimizer(torch.optim.Optimizer):
                 torch._foreach_copy_([s[name] for s in states], pack.padded_views(codes))
                 torch._foreach_copy_([s[name + SCALES] for s in states], pack.padded_views(scales, q.GROUP_SIZE))
             else:
-                pack.scatter(stored[name], [s[name] for s in states])
+                pack.scatter(cast(torch.Tensor, stored[name]), [s[name] for s in states])
 
     def _step_large(self, param: torch.Tensor, group: dict[str, Any]) -> None:
         """Step one large tensor in chunks of ``CHUNK`` values, so fp32 temporaries stay small."""
@@ -237,7 +237,7 @@ class FlashOptimizer(torch.optim.Optimizer):
         state["step"] += 1
         kinds = self.state_kinds(group)
         data = param.data if param.data.is_contiguous() else param.data.contiguous()
-        flat, grad_flat = data.view(-1), param.grad.reshape(-1)
+        flat, grad_flat = data.view(-1), _grad(param).reshape(-1)
         correction = state.get(CORRECTION)
         for start in range(0, flat.numel(), CHUNK):
             end = min(start + CHUNK, flat.numel())
@@ -332,7 +332,7 @@ class FlashOptimizer(torch.optim.Optimizer):
         for name, value in model.state_dict().items():
             param = by_name.get(name)
             correction = self.state.get(param, {}).get(CORRECTION) if param is not None else None
-            if correction is not None:
+            if param is not None and correction is not None:
                 out[name] = reconstruct(param.detach(), correction)
             elif value.is_floating_point():
                 out[name] = value.detach().float().clone()
@@ -375,8 +375,13 @@ def _convert_correction(rho: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 BUCKET_LIMIT = 1 << 14  # tensors up to this many values are packed with others of their kind
 
 
+def _grad(param: torch.Tensor) -> torch.Tensor:
+    """The gradient of a parameter the step was given (step() passes only those that have one)."""
+    return cast(torch.Tensor, param.grad)
+
+
 def _packable(param: torch.Tensor) -> bool:
-    return param.numel() <= BUCKET_LIMIT and param.data.is_contiguous() and param.grad.is_contiguous()
+    return param.numel() <= BUCKET_LIMIT and param.data.is_contiguous() and _grad(param).is_contiguous()
 
 
 def _limit(params: list[torch.Tensor], budget: int) -> list[list[torch.Tensor]]:
@@ -394,7 +399,7 @@ def _limit(params: list[torch.Tensor], budget: int) -> list[list[torch.Tensor]]:
 
 
 def _check_grad(optimizer: torch.optim.Optimizer, param: torch.Tensor) -> None:
-    if param.grad.is_sparse:
+    if _grad(param).is_sparse:
         raise ConfigError(
             f"{type(optimizer).__name__} does not support sparse gradients", "use a dense embedding (sparse=False)"
         )

@@ -120,7 +120,7 @@ def checkpoint_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None) 
 def memory_report(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> MemoryReport:
     """Bytes per parameter by category: weights, corrections, gradients, each state, scales."""
     counter = _StorageCounter()
-    params = {id(p): p for p in model.parameters()}
+    params: dict[int, torch.Tensor] = {id(p): p for p in model.parameters()}
     if optimizer is not None:
         for group in optimizer.param_groups:
             params.update({id(p): p for p in group["params"]})
