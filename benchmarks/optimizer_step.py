@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -48,7 +49,9 @@ def _with_grads(model: nn.Module, seed: int) -> nn.Module:
     return model
 
 
-def flash_variant(base: nn.Module, device: torch.device, fused: bool) -> tuple[nn.Module, torch.optim.Optimizer]:
+def flash_variant(
+    base: nn.Module, device: torch.device, fused: bool | None
+) -> tuple[nn.Module, torch.optim.Optimizer]:
     import copy
 
     from hasten.optim.flash import FlashAdamW, cast_model
@@ -83,9 +86,11 @@ def time_steps(
     return times
 
 
-def adamw_block(device: torch.device, width: int, depth: int, repeats: int) -> dict:
-    from hasten.optim.flash import memory_report
-    from hasten.optim.flash.fused import compile_problem
+def adamw_block(device: torch.device, width: int, depth: int, repeats: int, compiled: bool = True) -> dict:
+    from hasten.optim.flash import memory_report, native
+    from hasten.optim.flash.fused import FUSED_ENV, compile_problem
+
+    os.environ.pop(FUSED_ENV, None)  # fused=None must pick the default path, not a pinned one
 
     base = mlp(width, depth)
     params = sum(p.numel() for p in base.parameters())
@@ -94,7 +99,9 @@ def adamw_block(device: torch.device, width: int, depth: int, repeats: int) -> d
         "torch_adamw_foreach": lambda: torch_variant(base, device, foreach=True),
         "flash_adamw_eager": lambda: flash_variant(base, device, fused=False),
     }
-    problem = compile_problem(device.type)
+    if device.type == "cpu" and native.available():  # the CPU default: the one-pass C kernel
+        builders["flash_adamw_native"] = lambda: flash_variant(base, device, fused=None)
+    problem = compile_problem(device.type) if compiled else "skipped (--no-compiled)"
     if problem is None:
         builders["flash_adamw_fused"] = lambda: flash_variant(base, device, fused=True)
     built = {name: build() for name, build in builders.items()}
@@ -112,6 +119,8 @@ def adamw_block(device: torch.device, width: int, depth: int, repeats: int) -> d
     }
     if "flash_adamw_fused" in medians:
         result["ratio_fused_vs_best_torch"] = medians["flash_adamw_fused"] / best_torch
+    if "flash_adamw_native" in medians:
+        result["ratio_native_vs_best_torch"] = medians["flash_adamw_native"] / best_torch
     return result
 
 
@@ -180,6 +189,7 @@ def main() -> None:
         help="torch CPU threads (1 on a shared, overloaded machine: OpenMP spinning there "
         "makes small ops 100x slower and the timings meaningless)",
     )
+    parser.add_argument("--no-compiled", action="store_true", help="skip the torch.compile variant (slow to build on CPU)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -190,14 +200,12 @@ def main() -> None:
     parts = args.parts.split(",")
     report: dict = {"device": str(device), "threads": torch.get_num_threads()}
     if "adamw" in parts:
-        report["adamw"] = adamw_block(device, args.width, args.depth, args.repeats)
+        report["adamw"] = adamw_block(device, args.width, args.depth, args.repeats, compiled=not args.no_compiled)
     if "muon" in parts:
         report["muon"] = muon_block(device, args.data_dir, args.repeats)
     if device.type == "cuda":
         report["peak_memory_bytes"] = torch.cuda.max_memory_allocated(device)
     try:
-        import os
-
         report["load_average"] = os.getloadavg()
     except OSError:
         pass

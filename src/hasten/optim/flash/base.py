@@ -23,10 +23,11 @@ import torch
 from torch import nn
 
 from hasten.errors import CheckpointError, ConfigError
+from hasten.optim.flash import native
 from hasten.optim.flash import quantize as q
 from hasten.optim.flash.fused import DEQUANTIZE as _DEQUANTIZE
 from hasten.optim.flash.fused import QUANTIZE as _QUANTIZE
-from hasten.optim.flash.fused import SIGNED, StoredState, resolve_fused, run_step
+from hasten.optim.flash.fused import SIGNED, StoredState, resolve_fused, resolve_native, run_step
 from hasten.optim.flash.packing import Packing
 from hasten.optim.flash.weight_split import NARROW_FORMATS, correction_dtype, reconstruct, split_into
 
@@ -46,7 +47,8 @@ class FlashOptimizer(torch.optim.Optimizer):
       and scales; exact resume, ~5 B/param checkpoints for AdamW) or, when False, each state
       as a bf16 tensor shaped like its parameter (readable by other tools, not bit-exact).
     - ``fused``: run each update compiled by ``torch.compile`` into a few fused kernels (True),
-      eagerly (False), or compiled where compilation works and eagerly elsewhere (None).
+      eagerly (False), or the fastest here (None): the one-pass C kernel on CPU (``native.py``),
+      compiled on CUDA, eager where neither works.
     """
 
     rule: staticmethod
@@ -75,6 +77,7 @@ class FlashOptimizer(torch.optim.Optimizer):
         self.gradient_release_active = False
         self.fused = fused
         self._fused_on: dict[str, bool] = {}  # device type -> whether steps there run compiled
+        self._native_on: dict[str, bool] = {}  # device type -> whether steps there run the C kernel
         super().__init__(params, defaults)
         for group in self.param_groups:  # eager: memory reports see the real footprint up front
             for param in group["params"]:
@@ -95,6 +98,12 @@ class FlashOptimizer(torch.optim.Optimizer):
             self._fused_on[device.type] = resolve_fused(self.fused, device.type)
         return self._fused_on[device.type]
 
+    def is_native(self, device: torch.device) -> bool:
+        """Whether steps on ``device`` run the one-pass C kernel (``native.py``) where it covers the layout."""
+        if device.type not in self._native_on:
+            self._native_on[device.type] = resolve_native(self.fused, device.type)
+        return self._native_on[device.type]
+
     def _run(
         self,
         kinds: dict[str, str],
@@ -105,6 +114,11 @@ class FlashOptimizer(torch.optim.Optimizer):
         group: dict[str, Any],
         step: int,
     ) -> None:
+        hyper = self.hyperparameters(group, step)
+        if self.is_native(weights.device) and native.step(
+            type(self).rule, kinds, weights, correction, grad, states, hyper
+        ):
+            return
         run_step(
             self.is_fused(weights.device),
             type(self).rule,
@@ -113,7 +127,7 @@ class FlashOptimizer(torch.optim.Optimizer):
             correction,
             grad,
             states,
-            self.hyperparameters(group, step),
+            hyper,
         )
 
     # ------------------------------------------------------------------ storage

@@ -8,6 +8,10 @@ lets Inductor fuse it into a few kernels (Triton on CUDA, C++/OpenMP on CPU) tha
 byte of state once and write it once, as FlashOptim's own fused kernel does. One source for
 both paths: the eager call is the reference the compiled one is tested against.
 
+On CPU the default is neither: ``native.py`` runs the same update as one C loop (built with
+the system compiler, about a second, once per machine), which reads and writes each byte once;
+layouts it does not cover (fp16 or fp32 weights, fp32 states) fall back to this function.
+
 Compilation happens on the first step (and, for SGD with momentum, the second, whose update
 differs): ``flash_*`` methods charge those steps to the Trainer's ``warmup`` bucket. Shapes
 are dynamic, so chunks and packed buffers of any length share one compiled graph per rule,
@@ -145,6 +149,20 @@ def resolve_fused(fused: bool | None, device_type: str) -> bool:
         stacklevel=3,
     )
     return False
+
+
+def resolve_native(fused: bool | None, device_type: str) -> bool:
+    """``fused=None`` on CPU: the one-pass C kernel (``native.py``) where it builds, else eager
+    with one warning. ``fused=True`` keeps meaning torch.compile, ``False`` eager, and the
+    environment override (``HASTEN_FLASH_FUSED=0``/``1``) wins over both."""
+    if device_type != "cpu" or fused is not None or os.environ.get(FUSED_ENV, "").strip() in ("0", "1"):
+        return False
+    from hasten.optim.flash import native
+
+    problem = native.problem()
+    if problem is not None:
+        warnings.warn(f"FlashOptim runs its eager (slow) update on cpu: {problem}", RuntimeWarning, stacklevel=3)
+    return problem is None
 
 
 def run_step(fused: bool, *args: Any) -> None:
