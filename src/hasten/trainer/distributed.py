@@ -20,6 +20,8 @@ Nothing here launches processes: ``torchrun`` (or Ray, or a cluster scheduler) d
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import os
 import time
 from dataclasses import dataclass
@@ -206,19 +208,27 @@ class Replicas:
         return value
 
     # -------------------------------------------------------- checkpoints
-    def gather_rng(self) -> list[dict[str, Any]] | None:
-        """Every rank's RNG state, on rank 0 (None elsewhere); collective."""
+    def gather_rank_states(self, algorithms: Sequence[Algorithm]) -> list[dict[str, Any]] | None:
+        """What each rank must resume with that may differ from rank 0's, gathered on rank 0 (None
+        elsewhere); collective. Every rank's RNG state, and its methods' states where they differ
+        from rank 0's (a data-echoing cache holds this rank's own batch); equal states are sent as a
+        fingerprint only, so a method with a copy of the model (EMA) is not sent once per rank."""
         if not self.active:
             return None
-        states: list[Any] | None = [None] * self.world_size if self.writer else None
-        torch.distributed.gather_object(ckpt.capture_rng(), states, dst=0)
-        return states
+        states = [a.state_dict() for a in algorithms]
+        mine = _fingerprint(states)
+        prints: list[Any] = [None] * self.world_size
+        torch.distributed.all_gather_object(prints, mine)
+        own = {"rng": ckpt.capture_rng(), "algorithms": states if mine != prints[0] else None}
+        gathered: list[Any] | None = [None] * self.world_size if self.writer else None
+        torch.distributed.gather_object(own, gathered, dst=0)
+        return gathered
 
-    def stamp(self, payload: dict[str, Any], rng_states: list[dict[str, Any]] | None) -> dict[str, Any]:
-        """Add what a data-parallel checkpoint needs to resume: the world size and each rank's RNG."""
+    def stamp(self, payload: dict[str, Any], rank_states: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """Add what a data-parallel checkpoint needs to resume: the world size and each rank's state."""
         payload["world_size"] = self.world_size
-        if rng_states is not None:
-            payload["rng_ranks"] = rng_states
+        if rank_states is not None:
+            payload["rank_states"] = rank_states
         return payload
 
     def check_world(self, payload: dict[str, Any], run_id: str) -> None:
@@ -233,11 +243,15 @@ class Replicas:
                 f"resume it {launch}, or start a new run",
             )
 
-    def restore_rng(self, payload: dict[str, Any]) -> None:
-        """Each rank continues its own random streams."""
-        states = payload.get("rng_ranks")
-        if self.active and states:
-            ckpt.restore_rng(states[self.rank])
+    def restore_rank_state(self, payload: dict[str, Any], algorithms: Sequence[Algorithm]) -> None:
+        """Each rank continues its own random streams, and its own method states where they differed."""
+        states = payload.get("rank_states")
+        if not self.active or not states:
+            return
+        mine = states[self.rank]
+        ckpt.restore_rng(mine["rng"])
+        for algorithm, state in zip(algorithms, mine.get("algorithms") or ()):
+            algorithm.load_state_dict(state)
 
     def seed_streams(self, seed: int) -> None:
         """Give ranks other than 0 their own random streams (augmentation, dropout) once the model is
@@ -262,6 +276,12 @@ def timed_allreduce(timer, bucket):  # type: ignore[no-untyped-def]  # DDP check
         return fut.value()
 
     return future.then(done)
+
+
+def _fingerprint(value: Any) -> str:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def _comm_device(replicas: Replicas, device: torch.device) -> torch.device:

@@ -426,10 +426,10 @@ class Trainer:
         with state.timer.bucket("checkpoint"):
             self.engine.run_event(Event.CHECKPOINT)
             path = ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch)
-            rng_states = self.replicas.gather_rng()  # every rank's RNG; collective
+            rank_states = self.replicas.gather_rank_states(self.engine.algorithms)  # collective
             if self.replicas.writer:
                 payload = resume.capture(self.run_id, state, self.engine.algorithms, self.evals)
-                ckpt.save_checkpoint(path, self.replicas.stamp(payload, rng_states))
+                ckpt.save_checkpoint(path, self.replicas.stamp(payload, rank_states))
                 ckpt.prune_checkpoints(self.checkpoint_dir, self.keep_checkpoints)
         totals = self.replicas.slowest(state.timer.state_dict(), state.device)
         if self.store is not None:
@@ -444,7 +444,7 @@ class Trainer:
         self.evals, self.run_id = resume.restore(
             state=self.state, algorithms=self.engine.algorithms, payload=payload, run_id=self.run_id
         )
-        self.replicas.restore_rng(payload)
+        self.replicas.restore_rank_state(payload, self.engine.algorithms)
 
     # ------------------------------------------------------------ the record
     def _open_run(self) -> None:
