@@ -37,7 +37,9 @@ def main() -> None:
     ddp = DistributedDataParallel(model)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(dist.get_rank())
-    batches = [(torch.randn(args.accumulate, WIDTH, generator=g), torch.randn(args.accumulate, WIDTH, generator=g))] * 24
+    batches = [
+        (torch.randn(args.accumulate, WIDTH, generator=g), torch.randn(args.accumulate, WIDTH, generator=g))
+    ] * 24
     prof = Profiler("cpu", skip=2, steps=6, record=3, min_time=0.3) if dist.get_rank() == 0 else None
     for x, y in prof.wrap(batches) if prof else batches:
         with prof.step() if prof else contextlib.nullcontext():

@@ -20,10 +20,10 @@ from hasten.recipes.recipe import run_arguments
 from hasten.store.environment import capture_environment
 from hasten.trainer import distributed
 from hasten.trainer.result import FitResult
+from hasten.trainer.trainer import resolve_device
 from hasten.workloads.base import Workload, get_workload
 from hasten.workloads.resume import RunPlacement, new_run, refuse_changed_settings, resolve_resume
 from hasten.workloads.runner import build_trainer, check_seed
-from hasten.trainer.trainer import resolve_device
 
 
 @click.command()

@@ -87,7 +87,9 @@ def refuse_unsupported(algorithms: Sequence[Algorithm]) -> None:
     refused = [a for a in algorithms if getattr(a, "data_parallel", None) is not True]
     if not refused:
         return
-    why = "; ".join(f"{a.name}: {getattr(a, 'data_parallel_note', '') or 'does not declare data_parallel'}" for a in refused)
+    why = "; ".join(
+        f"{a.name}: {getattr(a, 'data_parallel_note', '') or 'does not declare data_parallel'}" for a in refused
+    )
     raise ConfigError(
         f"{', '.join(a.name for a in refused)} cannot run data-parallel ({why})",
         "drop that method, or train in one process (without torchrun)",
@@ -163,7 +165,13 @@ class Replicas:
         if not self.active:
             return loss, samples, tokens
         device = _comm_device(self, loss.device)
-        totals = torch.stack([loss.detach().double().to(device), torch.tensor(float(samples), dtype=torch.float64, device=device), torch.tensor(float(tokens), dtype=torch.float64, device=device)])
+        totals = torch.stack(
+            [
+                loss.detach().double().to(device),
+                torch.tensor(float(samples), dtype=torch.float64, device=device),
+                torch.tensor(float(tokens), dtype=torch.float64, device=device),
+            ]
+        )
         torch.distributed.all_reduce(totals)
         mean_loss = (totals[0] / self.world_size).to(device=loss.device, dtype=loss.dtype)
         return mean_loss, int(totals[1]), int(totals[2])
