@@ -43,6 +43,18 @@ def test_tensor_shards_split_every_global_batch_into_disjoint_parts_in_the_same_
     assert torch.equal(parts[1].sample_indices(1, 2), next(iter(parts[1].batches(1, 2)))[1])
 
 
+def test_dataloader_shards_load_only_their_part_of_every_batch():
+    from hasten.data.streaming import LoaderBatches
+
+    dataset = torch.utils.data.TensorDataset(torch.arange(24).float(), torch.arange(24))
+    whole = LoaderBatches(dataset, 6, seed=1)
+    parts = [whole.shard(rank, 2) for rank in range(2)]
+    for full, left, right in zip(whole.batches(1), parts[0].batches(1), parts[1].batches(1)):
+        assert len(left[1]) == len(right[1]) == 3
+        assert torch.equal(torch.cat([left[1], right[1]]), full[1])
+    assert [b[1].tolist() for b in parts[1].batches(1, 3)] == [next(iter(whole.batches(1, 3)))[1][3:].tolist()]
+
+
 def test_any_other_source_is_sliced_and_resumes_mid_epoch():
     source = IterableSource([(torch.arange(i, i + 4), torch.arange(i, i + 4)) for i in range(0, 40, 4)])
     sliced = Replicas(rank=1, world_size=2).shard_train(source)
