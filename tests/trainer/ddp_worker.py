@@ -2,6 +2,7 @@
 
     torchrun --standalone --nproc_per_node 2 -m tests.trainer.ddp_worker equivalence OUT.pt
     torchrun --standalone --nproc_per_node 2 -m tests.trainer.ddp_worker methods OUT.json
+    torchrun --standalone --nproc_per_node 2 -m tests.trainer.ddp_worker batchnorm OUT.json  # HASTEN_DATA: mnist
 
 ``equivalence``: train ``toy`` for a few steps at its global batch; rank 0 saves the final weights,
 eval metrics and counters for the test to compare with a single process at the same batch.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -93,8 +95,20 @@ def methods(out: str) -> None:
             json.dump(report, f)
 
 
+def batchnorm(out: str) -> None:
+    """mnist's CNN has BatchNorm: each rank's running statistics see only its part of the batch;
+    evaluation and checkpoints use rank 0's on every rank, so the replicas end identical."""
+    trainer = build_trainer("mnist", duration="4ba", device="cpu", eval_interval="4ba")
+    trainer.fit()
+    every: list[str] = [""] * dist.get_world_size()
+    dist.all_gather_object(every, fingerprint(trainer.state.model.state_dict()))
+    if dist.get_rank() == 0:
+        buffers = sum(1 for name, _ in trainer.state.model.named_buffers() if "running" in name)
+        Path(out).write_text(json.dumps({"same_on_every_rank": len(set(every)) == 1, "running_stats": buffers}))
+
+
 if __name__ == "__main__":
     torch.set_num_threads(1)
     mode, path = sys.argv[1], sys.argv[2]
-    {"equivalence": equivalence, "methods": methods}[mode](path)
+    {"equivalence": equivalence, "methods": methods, "batchnorm": batchnorm}[mode](path)
     dist.destroy_process_group()

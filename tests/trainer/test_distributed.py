@@ -165,6 +165,22 @@ def test_methods_with_state_keep_every_replica_identical(tmp_path):
     assert report["ema"]["method_tensors"] > 0
 
 
+@pytest.mark.slow
+def test_batchnorm_statistics_are_rank_zeros_on_every_replica(tmp_path, data_dir):
+    out = tmp_path / "bn.json"
+    worker = torchrun(
+        "-m",
+        "tests.trainer.ddp_worker",
+        "batchnorm",
+        str(out),
+        env={"HASTEN_DATA": str(data_dir)},
+        stderr=subprocess.PIPE,
+    )
+    finished(worker)
+    report = json.loads(out.read_text())
+    assert report["running_stats"] > 0 and report["same_on_every_rank"]
+
+
 def rank_pid(parent: int, rank: int) -> int | None:
     """The worker process of ``rank`` among the children of torchrun ``parent``."""
     for entry in Path("/proc").iterdir():
@@ -204,6 +220,8 @@ def test_a_killed_rank_fails_the_run_which_resumes_on_as_many_processes(tmp_path
     assert run.returncode != 0
     (record,) = RunStore(store_path).list_runs()
     assert record.status in ("failed", "interrupted"), record.status  # never 'completed' or 'running'
+    if record.status == "failed":  # the usual case: gloo reports the lost peer before torchrun's SIGTERM
+        assert record.error.startswith("another process of this 2-process run stopped"), record.error
     assert record.config["world_size"] == 2 and record.steps >= steps
     run_dir = Path(record.config["checkpoint_dir"])
     assert all(torch.load(p, weights_only=True)["world_size"] == 2 for p in run_dir.glob("step-*.pt"))

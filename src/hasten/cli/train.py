@@ -254,6 +254,7 @@ def _print_summary(result: FitResult, spec: Workload) -> None:
         f"  train {fmt_seconds(t['train'])} (data wait {fmt_seconds(t['data_wait'])}),"
         f" eval {fmt_seconds(t['eval'])}, checkpoint {fmt_seconds(t['checkpoint'])},"
         f" warm-up {fmt_seconds(t['warmup'])}"
+        + (f"; gradient all-reduce {fmt_seconds(t['communication'])}" if "communication" in t else "")
     )
     click.echo("\n".join(lines))
 

@@ -158,6 +158,14 @@ class Replicas:
         no_sync = getattr(forward, "no_sync", None)
         return no_sync() if no_sync is not None and not last else contextlib.nullcontext()
 
+    def share_buffers(self, model: nn.Module) -> None:
+        """Give every rank rank 0's buffers (BatchNorm running statistics) before an evaluation or a
+        checkpoint: each rank's last forward updated them from its own part of the batch."""
+        if not self.active:
+            return
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer.data, src=0)
+
     # --------------------------------------------------------- reductions
     def step_totals(self, loss: torch.Tensor, samples: int, tokens: int) -> tuple[torch.Tensor, int, int]:
         """The step's mean loss over ranks and its global samples and tokens, in one all-reduce: every
@@ -197,6 +205,18 @@ class Replicas:
         values = torch.tensor([float(times[k]) for k in keys], dtype=torch.float64, device=_comm_device(self, device))
         torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.MAX)
         return dict(zip(keys, values.tolist()))
+
+    def describe_failure(self, error: BaseException) -> str:
+        """The run's error line; a collective that failed because another process died says so."""
+        text = f"{type(error).__name__}: {error}"
+        lost = ("gloo", "NCCL", "Connection reset", "Connection closed", "Broken pipe", "timed out")
+        if self.active and isinstance(error, RuntimeError) and any(word in str(error) for word in lost):
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            return (
+                f"another process of this {self.world_size}-process run stopped (the all-reduce failed:"
+                f" {reason}); torchrun's output names the failed rank"
+            )
+        return text
 
     def on_writer(self, compute: Any) -> Any:
         """Run ``compute()`` on rank 0 and give every rank its result (or its error, raised on

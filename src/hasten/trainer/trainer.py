@@ -225,7 +225,7 @@ class Trainer:
             self._finish("failed", f"{type(exc).__name__}: {exc}")
             raise
         except BaseException as exc:
-            self._finish("failed", f"{type(exc).__name__}: {exc}")
+            self._finish("failed", self.replicas.describe_failure(exc))
             raise
         self.engine.run_event(Event.FIT_END)
         timer.stop()
@@ -362,6 +362,7 @@ class Trainer:
         """Evaluate on all of ``eval_data``; its time goes to the ``eval`` bucket, never to training."""
         state = self.state
         self._check_divergence()
+        self.replicas.share_buffers(state.model)  # every rank evaluates the model rank 0 records
         with state.timer.bucket("eval"):
             self.engine.run_event(Event.EVAL_START)
             results = self._run_eval() if state.eval_data is not None else {}
@@ -423,6 +424,7 @@ class Trainer:
         if self.checkpoint_dir is None:
             raise ConfigError("no checkpoint_dir was given", "pass checkpoint_dir= to the Trainer")
         self._check_divergence()  # never write a checkpoint past a divergence the guard has not read yet
+        self.replicas.share_buffers(state.model)
         with state.timer.bucket("checkpoint"):
             self.engine.run_event(Event.CHECKPOINT)
             path = ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch)
