@@ -281,13 +281,10 @@ class Replicas:
         for algorithm, state in zip(algorithms, mine.get("algorithms") or ()):
             algorithm.load_state_dict(state)
 
-    def seed_streams(self, seed: int) -> None:
-        """Give ranks other than 0 their own random streams (augmentation, dropout) once the model is
-        built; rank 0 keeps the single-process stream."""
-        if self.active and self.rank > 0:
-            from hasten.trainer.trainer import seed_everything
-
-            seed_everything((seed + 1_000_003 * self.rank) % 2**63)
+    def stream_seed(self, seed: int) -> int | None:
+        """The seed for this rank's own random streams (augmentation, dropout) once the model is
+        built, or None to keep them: rank 0 keeps the single-process stream."""
+        return (seed + 1_000_003 * self.rank) % 2**63 if self.active and self.rank > 0 else None
 
 
 def timed_allreduce(timer, bucket):  # type: ignore[no-untyped-def]  # DDP checks the annotations, none given

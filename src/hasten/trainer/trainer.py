@@ -192,7 +192,8 @@ class Trainer:
         state, timer = self.state, self.state.timer
         state.scheduler = bind_scheduler(state.scheduler, build_optimizer(state))
         self._forward = self.replicas.wrap(state.model, state.device, state.timer)  # DDP, or the model itself
-        self.replicas.seed_streams(state.seed)
+        if (own_seed := self.replicas.stream_seed(state.seed)) is not None:
+            seed_everything(own_seed)  # ranks > 0: their own augmentation and dropout streams
         state.plan = RunPlan.make(
             measure_rates(state.train_data), state.max_duration, self._eval_times, self.checkpoint_interval
         )
