@@ -173,3 +173,38 @@ def test_gpu_large_matmuls_are_compute_bound_and_bf16_relieves_it():
     assert before.verdict == "compute"
     after = run_loop(matmul_model(4096), batches, mse, device="cuda", autocast=True)
     assert_fix_moves_watch(before, after)
+
+
+# ------------------------------------------------------- communication
+def profile_ddp_loop(out, accumulate: int) -> dict:
+    """Run ``tests.profile.ddp_loop`` on 2 gloo processes (torchrun) and read rank 0's report."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{root / 'src'}{os.pathsep}{root}"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "tests.profile.ddp_loop", str(out), "--accumulate", str(accumulate)]
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_all_reducing_many_parameters_is_communication_bound_and_accumulation_relieves_it(tmp_path):
+    before = profile_ddp_loop(tmp_path / "before.json", accumulate=1)
+    ev = before["evidence"]
+    assert before["verdict"] == "communication"
+    assert ev["communication_fraction"] > 0.4
+    assert ev["op_classes"]["communication"]["time_s"] > ev["op_classes"]["matmul/conv"]["time_s"]
+    assert any(op["regime"] == "communication" for op in ev["top_ops"][:2])  # the all-reduce is the evidence
+    assert before["watch"] == {"communication_fraction": "down"}
+    assert any("gradient accumulation" in line for line in before["advice"])
+    expected = {m.name for m in all_methods() if "communication" in m.card.bottleneck}  # no compression method yet
+    assert {r["method"] for r in before["recommendations"] if r["bottleneck"] == "communication"} == expected
+
+    after = profile_ddp_loop(tmp_path / "after.json", accumulate=8)  # one all-reduce per 8 micro-batches
+    assert after["evidence"]["communication_fraction"] < before["evidence"]["communication_fraction"] - 0.1

@@ -22,8 +22,18 @@ class HastenGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HastenError as exc:
-            click.echo(f"error: {exc}", err=True)
+            if not _echoed_by_rank_zero(exc):
+                click.echo(f"error: {exc}", err=True)
             sys.exit(exc.exit_code)
+
+
+def _echoed_by_rank_zero(exc: HastenError) -> bool:
+    """Under torchrun, bad input is found by every process alike: only rank 0 prints the line."""
+    import os
+
+    from hasten.errors import ConfigError
+
+    return isinstance(exc, ConfigError) and os.environ.get("RANK", "0") != "0"
 
 
 @click.group(cls=HastenGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -7,7 +7,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import click
 
@@ -18,9 +18,11 @@ from hasten.errors import ConfigError
 from hasten.methods.registry import build_methods
 from hasten.recipes.recipe import run_arguments
 from hasten.store.environment import capture_environment
+from hasten.trainer import distributed
 from hasten.trainer.result import FitResult
+from hasten.trainer.trainer import resolve_device
 from hasten.workloads.base import Workload, get_workload
-from hasten.workloads.resume import new_run, refuse_changed_settings, resolve_resume
+from hasten.workloads.resume import RunPlacement, new_run, refuse_changed_settings, resolve_resume
 from hasten.workloads.runner import build_trainer, check_seed
 
 
@@ -115,29 +117,18 @@ def train(
         Interval(checkpoint_interval)
     store = open_store(store_path)
     store.check_writable()
+    # under torchrun every process trains the same run: rank 0 decides which, the others follow
+    replicas = distributed.join(resolve_device(device)) if distributed.launched() else distributed.Replicas()
+    placed = replicas.on_writer(
+        lambda: _place(store, spec.name, resume, methods, precision, data_dir, deterministic, no_checkpoints)
+    )
     if resume is not None:
-        placed = resolve_resume(
-            store, resume, spec.name, methods, precision=precision, data_dir=data_dir, deterministic=deterministic
-        )
-        typed = {
-            name: value
-            for name, value in (
-                ("duration", duration),
-                ("seed", seed),
-                ("precision", precision),
-                ("schedule", schedule),
-            )
-            if _given(name)
-        }
-        refuse_changed_settings(placed, typed)
         methods, duration, seed = placed.methods, placed.duration, placed.seed
         precision, schedule, data_dir = placed.precision, placed.schedule, placed.data_dir
         deterministic = placed.deterministic
         if placed.recipe is not None:
             recipe_args = run_arguments(placed.recipe, spec.name)
             methods = tuple(recipe_args["methods"])
-    else:
-        placed = new_run(store, checkpoints=not no_checkpoints)
     run_id, checkpoint_dir, resume_from = placed.run_id, placed.checkpoint_dir, placed.resume_from
 
     trainer = build_trainer(
@@ -149,7 +140,7 @@ def train(
         precision=precision,
         data_dir=data_dir,
         store=store,
-        callbacks=[ProgressBar()],
+        callbacks=[ProgressBar()] if replicas.writer else [],
         schedule=schedule,
         run_id=run_id,
         checkpoint_dir=checkpoint_dir,
@@ -170,6 +161,8 @@ def train(
                 err=True,
             )
             sys.exit(128 + exc.signum)
+    if not replicas.writer:  # rank 0 speaks for the run
+        sys.exit(1 if result.status == "diverged" else 0)
     if as_json:
         summary = result.summary()
         summary["env"] = capture_environment(trainer.state.device)
@@ -183,6 +176,28 @@ def train(
             err=True,
         )
         sys.exit(1)
+
+
+def _place(
+    store: Any,
+    workload: str,
+    resume: str | None,
+    methods: tuple[str, ...],
+    precision: str,
+    data_dir: str | None,
+    deterministic: bool,
+    no_checkpoints: bool,
+) -> RunPlacement:
+    """The run to train: a new one, or the one ``--resume`` names with its own settings."""
+    if resume is None:
+        return new_run(store, checkpoints=not no_checkpoints)
+    placed = resolve_resume(
+        store, resume, workload, methods, precision=precision, data_dir=data_dir, deterministic=deterministic
+    )
+    params = click.get_current_context().params
+    typed = {name: params[name] for name in ("duration", "seed", "precision", "schedule") if _given(name)}
+    refuse_changed_settings(placed, typed)
+    return placed
 
 
 @contextlib.contextmanager
@@ -239,6 +254,7 @@ def _print_summary(result: FitResult, spec: Workload) -> None:
         f"  train {fmt_seconds(t['train'])} (data wait {fmt_seconds(t['data_wait'])}),"
         f" eval {fmt_seconds(t['eval'])}, checkpoint {fmt_seconds(t['checkpoint'])},"
         f" warm-up {fmt_seconds(t['warmup'])}"
+        + (f"; gradient all-reduce {fmt_seconds(t['communication'])}" if "communication" in t else "")
     )
     click.echo("\n".join(lines))
 

@@ -30,6 +30,10 @@ class Algorithm:
     - ``conflicts``: other method names mapped to why they cannot compose;
     - ``priority``: lower runs earlier at BEFORE_* and plain events (and later at AFTER_*);
     - ``resumable``: False if a run using it cannot be resumed exactly; the Trainer refuses.
+    - ``data_parallel``: True if it works the same on every process of a data-parallel
+      (``torchrun``) run, False if it holds per-process state that would drift apart (the
+      Trainer refuses it there, quoting ``data_parallel_note``). Every catalogue method says
+      which; an algorithm that leaves it None is refused under torchrun too.
     """
 
     name: ClassVar[str] = ""
@@ -39,6 +43,8 @@ class Algorithm:
     conflicts: dict[str, str] = {}  # a class default; an instance may narrow it (e.g. by its mode)
     priority: ClassVar[int] = 0
     resumable: ClassVar[bool] = True
+    data_parallel: ClassVar[bool | None] = None
+    data_parallel_note: ClassVar[str] = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

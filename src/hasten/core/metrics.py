@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
 
 
 class Metric:
-    """Accumulate with ``update(outputs, targets)``; read with ``compute()``."""
+    """Accumulate with ``update(outputs, targets)``; read with ``compute()``.
+
+    ``sums`` names the accumulator attributes that add up over disjoint parts of the eval set;
+    a data-parallel run evaluates a shard per process and sums them. A metric without ``sums``
+    is computed on the whole eval set by every process instead."""
 
     name: str = "metric"
     higher_is_better: bool = True
+    sums: ClassVar[tuple[str, ...]] = ()
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -32,6 +39,7 @@ class Accuracy(Metric):
 
     name = "accuracy"
     higher_is_better = True
+    sums = ("_correct", "_total")
 
     def __init__(self) -> None:
         self.reset()
@@ -54,6 +62,7 @@ class CrossEntropy(Metric):
 
     name = "loss"
     higher_is_better = False
+    sums = ("_sum", "_total")
 
     def __init__(self) -> None:
         self.reset()

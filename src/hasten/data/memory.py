@@ -7,12 +7,18 @@ its position alone, which is what exact resume needs.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable, Iterator
 
 import torch
 
 BatchTransform = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def rank_part(picked: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """Rank ``rank``'s contiguous part of one global batch's sample indices (data-parallel runs)."""
+    return torch.tensor_split(picked, world_size)[rank] if world_size > 1 else picked
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
@@ -28,7 +34,8 @@ class TensorBatches:
 
     ``transform(x, y)`` runs on each whole batch (batch-wise augmentation); it may use
     torch's global RNG, which the Trainer checkpoints. ``tokens_per_sample`` lets
-    token-based durations work for sequence data.
+    token-based durations work for sequence data. ``shard(rank, world_size)`` gives one
+    data-parallel process its part of every (global) batch: the same epoch order on every rank.
     """
 
     def __init__(
@@ -57,6 +64,13 @@ class TensorBatches:
         self.seed = seed
         self.transform = transform
         self.tokens_per_batch = tokens_per_sample * batch_size
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> "TensorBatches":
+        """This source for process ``rank`` of ``world_size``: ``batch_size`` stays the global batch."""
+        part = copy.copy(self)
+        part.rank, part.world_size = rank, world_size
+        return part
 
     def __len__(self) -> int:
         n = len(self.inputs)
@@ -65,10 +79,16 @@ class TensorBatches:
     def order(self, epoch: int) -> torch.Tensor:
         return epoch_order(len(self.inputs), self.seed, epoch, self.shuffle)
 
+    def sample_indices(self, epoch: int, index: int) -> torch.Tensor:
+        """Dataset indices of batch ``index`` of ``epoch`` (this rank's part of it)."""
+        picked = self.order(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+        return rank_part(picked, self.rank, self.world_size)
+
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.order(epoch).to(self.inputs.device)
         for index in range(start, len(self)):
             picked = order[index * self.batch_size : (index + 1) * self.batch_size]
+            picked = rank_part(picked, self.rank, self.world_size)
             x, y = self.inputs[picked], self.targets[picked]
             if self.transform is not None:
                 x, y = self.transform(x, y)

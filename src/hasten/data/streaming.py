@@ -9,6 +9,7 @@ comes from (seed, epoch), a resumed epoch starts at any batch, and the same batc
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Iterator
 
@@ -17,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from hasten.data.images import ImageEntry, decode_image, index_image_folder
-from hasten.data.memory import BatchTransform, epoch_order
+from hasten.data.memory import BatchTransform, epoch_order, rank_part
 from hasten.errors import DataError
 
 
@@ -81,6 +82,14 @@ class LoaderBatches:
         self.transform = transform
         self.num_workers = num_workers
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.rank, self.world_size = 0, 1
+
+    def shard(self, rank: int, world_size: int) -> "LoaderBatches":
+        """This source for process ``rank`` of ``world_size``: each rank decodes only its part of every
+        global batch (``batch_size`` stays the global batch)."""
+        part = copy.copy(self)
+        part.rank, part.world_size = rank, world_size
+        return part
 
     def __len__(self) -> int:
         n = len(self.dataset)  # type: ignore[arg-type]
@@ -88,7 +97,10 @@ class LoaderBatches:
 
     def batches(self, epoch: int = 0, start: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = epoch_order(len(self.dataset), self.seed, epoch, self.shuffle)  # type: ignore[arg-type]
-        plan = [order[i * self.batch_size : (i + 1) * self.batch_size].tolist() for i in range(start, len(self))]
+        plan = [
+            rank_part(order[i * self.batch_size : (i + 1) * self.batch_size], self.rank, self.world_size).tolist()
+            for i in range(start, len(self))
+        ]
         if not plan:
             return
         loader = DataLoader(

@@ -86,6 +86,7 @@ class AlternatingFlip(Algorithm):
 
     name = "alternating_flip"
     touches = frozenset({"batch"})
+    data_parallel = True
     priority = -30
 
     def __init__(self) -> None:

@@ -184,6 +184,7 @@ class BlurPool(Algorithm):
 
     name = "blurpool"
     touches = frozenset({"model"})
+    data_parallel = True
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 50
 

@@ -31,7 +31,8 @@ class Paper:
 @dataclass(frozen=True)
 class MethodCard:
     """Everything about a method except its code. ``touches``, ``conflicts`` and
-    ``resume`` are read from the Algorithm class at registration, so they are stated once.
+    ``resume`` (and ``data_parallel``, ``data_parallel_note``) are read from the Algorithm class at
+    registration, so they are stated once.
 
     - ``when``: ``"whole run"`` or a window of the run such as ``"0.0-0.5dur"``.
     - ``export``: how to get a plain model back (``"unchanged"`` if nothing to undo).
@@ -62,6 +63,8 @@ class MethodCard:
     conflicts: dict[str, str] = field(default_factory=dict)
     resume: bool = True
     resume_note: str = ""
+    data_parallel: bool | None = None
+    data_parallel_note: str = ""
 
     def __post_init__(self) -> None:
         problems = []

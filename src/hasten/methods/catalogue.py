@@ -117,6 +117,11 @@ def card_fields(card: MethodCard, results: list[dict[str, Any]] | None) -> list[
         if card.resume
         else f"the Trainer refuses to resume it: {card.resume_note or 'no reason given'}"
     )
+    data_parallel = (
+        "yes: the same on every process under torchrun"
+        if card.data_parallel
+        else f"refused under torchrun: {card.data_parallel_note or 'support not declared'}"
+    )
     example = ",".join(f"{k}={v}" for k, v in card.defaults.items())
     rows = [
         ("summary", card.summary),
@@ -127,6 +132,7 @@ def card_fields(card: MethodCard, results: list[dict[str, Any]] | None) -> list[
         ("touches", ", ".join(card.touches) or "nothing declared"),
         ("conflicts", conflicts),
         ("checkpoint/resume", resume),
+        ("data-parallel", data_parallel),
         ("export", card.export),
         ("defaults", _defaults_text(card)),
         ("CLI", f"--method {card.name}" + (f":{example}" if example else "")),

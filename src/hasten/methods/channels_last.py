@@ -45,6 +45,7 @@ class ChannelsLast(Algorithm):
 
     name = "channels_last"
     touches = frozenset({"model", "batch", "eval"})
+    data_parallel = True
     priority = 80
 
     def match(self, event: Event, state: State) -> bool:

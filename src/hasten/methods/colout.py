@@ -47,6 +47,7 @@ class ColOut(Algorithm):
 
     name = "colout"
     touches = frozenset({"batch"})
+    data_parallel = True
     priority = -10
 
     def __init__(self, p_row: float = 0.15, p_col: float = 0.15) -> None:

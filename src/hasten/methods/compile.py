@@ -117,6 +117,8 @@ class Compile(Algorithm):
 
     name = "compile"
     touches = frozenset({"model"})
+    data_parallel = False
+    data_parallel_note = "torch.compile under DistributedDataParallel is not tested in hasten"
     priority = 90
 
     def __init__(

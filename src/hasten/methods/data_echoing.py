@@ -112,6 +112,7 @@ class DataEchoing(Algorithm):
 
     name = "data_echoing"
     touches = frozenset({"data"})
+    data_parallel = True
 
     def __init__(self, echo_factor: int = 2) -> None:
         if echo_factor < 1:

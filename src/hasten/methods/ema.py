@@ -128,6 +128,7 @@ class EMA(Algorithm):
 
     name = "ema"
     touches = frozenset({"model", "eval"})
+    data_parallel = True
     conflicts = {"swa": "both replace the evaluated and final weights with an average; use one weight average"}
 
     def __init__(

@@ -57,6 +57,10 @@ class _FlashMethod(Algorithm):
     """Shared INIT surgery, optimizer swap, gradient release and memory reporting."""
 
     touches = frozenset({"model", "optimizer"})
+    data_parallel = False
+    data_parallel_note = (
+        "bf16 weights and gradient release (an update inside backward, before the all-reduce) are not tested under DDP"
+    )
     priority = 80  # INIT: cast after other surgery has added its modules (muon, sam, lookahead are conflicts)
     flash_class: Callable[..., FlashOptimizer]  # a FlashOptimizer subclass, built from (groups, **options)
 

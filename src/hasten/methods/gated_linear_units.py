@@ -201,6 +201,7 @@ class GatedLinearUnits(Algorithm):
 
     name = "gated_linear_units"
     touches = frozenset({"model"})
+    data_parallel = True
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 20
 

@@ -91,6 +91,7 @@ class GradientClipping(Algorithm):
 
     name = "gradient_clipping"
     touches = frozenset({"optimizer"})
+    data_parallel = True
 
     def __init__(self, clipping_type: str = "norm", clipping_threshold: float | None = None) -> None:
         if clipping_type not in CLIPPING_TYPES:

@@ -147,6 +147,7 @@ class LabelSmoothing(Algorithm):
 
     name = "label_smoothing"
     touches = frozenset({"loss"})
+    data_parallel = True
 
     def __init__(self, smoothing: float = 0.1, ignore_index: int = -100) -> None:
         if not 0.0 <= smoothing < 1.0:

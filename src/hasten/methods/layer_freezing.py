@@ -155,6 +155,8 @@ class LayerFreezing(Algorithm):
 
     name = "layer_freezing"
     touches = frozenset({"model", "optimizer"})
+    data_parallel = False
+    data_parallel_note = "freezing layers mid-run changes which parameters DDP all-reduces"
     api_only = frozenset({"target"})  # a Python callable or class, not a CLI value
     priority = 60
     conflicts = {

@@ -69,6 +69,7 @@ class LookaheadMethod(Algorithm):
 
     name = "lookahead"
     touches = frozenset({"optimizer"})
+    data_parallel = True
     priority = 60  # wraps last: Lookahead(SAM(Muon(...)))
 
     def __init__(self, k: int = 5, alpha: float = 0.5) -> None:

@@ -135,6 +135,7 @@ class LowPrecisionNorm(Algorithm):
 
     name = "low_precision_norm"
     touches = frozenset({"model"})
+    data_parallel = True
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 70
 

@@ -92,6 +92,7 @@ class MaskingSchedule(Algorithm):
 
     name = "masking_schedule"
     touches = frozenset({"batch"})
+    data_parallel = True
 
     def __init__(self, schedule: str = "linear-0.3-0.15") -> None:
         self.schedule = parse_masking_schedule(schedule)

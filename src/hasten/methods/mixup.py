@@ -96,6 +96,7 @@ class LabelMixing(Algorithm):
     """
 
     touches = frozenset({"batch", "targets", "loss"})
+    data_parallel = True
 
     def __init__(self) -> None:
         self._pending: tuple[torch.Tensor, float] | None = None

@@ -25,6 +25,7 @@ class MuonMethod(Algorithm):
 
     name = "muon"
     touches = frozenset({"optimizer"})
+    data_parallel = True
     priority = -50  # replace the optimizer before sam/lookahead wrap it
 
     def __init__(

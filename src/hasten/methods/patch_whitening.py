@@ -174,6 +174,8 @@ class PatchWhitening(Algorithm):
 
     name = "patch_whitening"
     touches = frozenset({"model"})
+    data_parallel = False
+    data_parallel_note = "each process would fit its whitening layer on its own samples"
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 10
 

@@ -32,6 +32,7 @@ class Precision(Algorithm):
 
     name = "precision"
     touches = frozenset({"model"})
+    data_parallel = True
     priority = -90  # before any INIT surgery that may check the precision
 
     def match(self, event: Event, state: State) -> bool:

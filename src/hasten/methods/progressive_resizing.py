@@ -106,6 +106,7 @@ class ProgressiveResizing(Algorithm):
 
     name = "progressive_resizing"
     touches = frozenset({"batch"})
+    data_parallel = True
     removes = frozenset({"fixed_input_shape"})
     priority = -10
 

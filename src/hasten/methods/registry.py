@@ -62,6 +62,8 @@ def register(card: MethodCard, algorithm: type[Algorithm] | None = None) -> Any:
         touches=tuple(sorted(algorithm.touches)),
         conflicts=dict(algorithm.conflicts),
         resume=algorithm.resumable,
+        data_parallel=algorithm.data_parallel,
+        data_parallel_note=algorithm.data_parallel_note,
         defaults={**defaults, **card.defaults},
     )
     METHODS.add(card.name, MethodEntry(card, algorithm), same=lambda old, new: old.algorithm is new.algorithm)

@@ -101,6 +101,8 @@ class SharpnessAwareMinimization(Algorithm):
 
     name = "sam"
     touches = frozenset({"optimizer"})
+    data_parallel = False
+    data_parallel_note = "its second forward and backward run outside DDP, so that gradient is never all-reduced"
     priority = 50  # after muon replaces the optimizer, before lookahead wraps the result
 
     def __init__(self, rho: float = 0.05, interval: int = 1) -> None:

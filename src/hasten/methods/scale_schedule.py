@@ -45,6 +45,7 @@ class ScaleSchedule(Algorithm):
 
     name = "scale_schedule"
     touches = frozenset({"schedule"})
+    data_parallel = True
     priority = -100  # first at INIT: anything else that reads max_duration sees the scaled one
 
     def __init__(self, ratio: float = 0.5) -> None:

@@ -112,6 +112,8 @@ class SelectiveBackprop(Algorithm):
 
     name = "selective_backprop"
     touches = frozenset({"batch"})
+    data_parallel = False
+    data_parallel_note = "each process would score and drop samples of its own shard; not tested under DDP"
     requires = frozenset({"fixed_input_shape", "per_sample_loss"})
     priority = -20
 

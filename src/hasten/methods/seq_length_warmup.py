@@ -73,6 +73,7 @@ class SeqLengthWarmup(Algorithm):
 
     name = "seq_length_warmup"
     touches = frozenset({"batch"})
+    data_parallel = True
     removes = frozenset({"fixed_input_shape"})
     priority = -10
 

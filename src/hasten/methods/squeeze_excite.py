@@ -127,6 +127,7 @@ class SqueezeExcite(Algorithm):
 
     name = "squeeze_excite"
     touches = frozenset({"model"})
+    data_parallel = True
     api_only = frozenset({"predicate"})  # a Python callable or class, not a CLI value
     priority = 40
 

@@ -248,6 +248,8 @@ class StochasticDepth(Algorithm):
 
     name = "stochastic_depth"
     touches = frozenset({"model"})
+    data_parallel = False
+    data_parallel_note = "skipped blocks give DDP no gradient for their parameters"
     api_only = frozenset({"target"})  # a Python callable or class, not a CLI value
     priority = 30
     conflicts = {

@@ -194,6 +194,7 @@ class InitSurgery(Algorithm):
     and set ``target`` (what it looks for) and ``hint`` (where it applies)."""
 
     touches = frozenset({"model"})
+    data_parallel = True
     priority = 20
     target = ""
     hint = ""

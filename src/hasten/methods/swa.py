@@ -42,6 +42,8 @@ class SWA(Algorithm):
 
     name = "swa"
     touches = frozenset({"model", "schedule"})
+    data_parallel = False
+    data_parallel_note = "its closing BatchNorm pass would average each process's own statistics"
     conflicts = {"ema": "both replace the evaluated and final weights with an average; use one weight average"}
 
     def __init__(

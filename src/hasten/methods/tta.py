@@ -90,6 +90,7 @@ class TTA(Algorithm):
 
     name = "tta"
     touches = frozenset({"eval"})
+    data_parallel = True
     priority = 50
 
     def __init__(self, level: int = 2, translate: int = 1) -> None:

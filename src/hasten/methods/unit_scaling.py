@@ -62,6 +62,7 @@ class UnitScaling(Algorithm):
 
     name = "unit_scaling"
     touches = frozenset({"model", "optimizer"})
+    data_parallel = True
     priority = 10  # rebuild the model before other surgery sees it
 
     def __init__(

@@ -89,10 +89,11 @@ def open_run(store: "RunStore", run_id: str, state: State) -> None:
     store.update_run(run_id, status="running", error=None, env={**existing.env, **process_identity()})
 
 
-def record_progress(store: "RunStore", run_id: str, state: State) -> None:
+def record_progress(store: "RunStore", run_id: str, state: State, totals: dict[str, float] | None = None) -> None:
     """Counters and times so far, written with each checkpoint: a run that dies later still shows
-    how far it got (and the write is its heartbeat)."""
-    totals = state.timer.state_dict()
+    how far it got (and the write is its heartbeat). ``totals``: the times to record, if not this
+    process's own (a data-parallel run records its slowest rank's)."""
+    totals = totals if totals is not None else state.timer.state_dict()
     store.update_run(
         run_id,
         steps=state.timestamp.batch,
@@ -110,6 +111,8 @@ def finish_run(store: "RunStore", result: "FitResult") -> None:
     totals = result.timing
     env = dict(store.get_run(result.run_id, with_evals=False).env or {})
     env.update(load_end=load_average(), train_cpu_s=round(totals.get("train_cpu", 0.0), 4))
+    if "communication" in totals:  # data-parallel: seconds in gradient all-reduces (slowest rank)
+        env["communication_s"] = round(totals["communication"], 4)
     store.update_run(
         result.run_id,
         status=result.status,

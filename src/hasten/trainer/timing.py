@@ -9,6 +9,10 @@ data loading with device work and change what it measures).
 The process's CPU time is read at the same edges and kept for ``train`` (``train_cpu``): on a
 CPU run it falls far below the wall time when other processes take the cores, which is how a
 busy machine is told from a slow recipe afterwards.
+
+``communication`` is another measurement, not a bucket: seconds a data-parallel run spent in
+gradient all-reduces (launch to completion, so partly overlapped with backward), added by the
+DDP communication hook (``hasten.trainer.distributed``); it appears in ``state_dict`` once non-zero.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class TimingBuckets:
         self._cuda = device.type == "cuda"
         self.totals: dict[str, float] = dict.fromkeys(BUCKETS, 0.0)
         self.train_cpu = 0.0  # process CPU seconds (all threads) while ``train`` was open
+        self.communication = 0.0  # seconds in gradient all-reduces (data-parallel runs)
         self._current: str | None = None
         self._since = 0.0
         self._cpu_since = 0.0
@@ -87,6 +92,10 @@ class TimingBuckets:
         finally:
             self.totals["data_wait"] += time.perf_counter() - start
 
+    def add_communication(self, seconds: float) -> None:
+        """Called from the all-reduce's completion callback (another thread under gloo)."""
+        self.communication += seconds
+
     def elapsed(self, name: str) -> float:
         """Bucket total including the interval still open (no sync: cheap, for progress display)."""
         total = self.totals[name]
@@ -103,10 +112,13 @@ class TimingBuckets:
         state = {k: self.elapsed(k) for k in BUCKETS}
         open_cpu = time.process_time() - self._cpu_since if self._current == "train" else 0.0
         state["train_cpu"] = self.train_cpu + open_cpu
+        if self.communication:
+            state["communication"] = self.communication
         return state
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         for key in BUCKETS:
             self.totals[key] = float(state.get(key, 0.0))
         self.train_cpu = float(state.get("train_cpu", 0.0))
+        self.communication = float(state.get("communication", 0.0))
         self._since, self._cpu_since = time.perf_counter(), time.process_time()

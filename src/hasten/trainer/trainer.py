@@ -29,7 +29,7 @@ from hasten.optim.factory import build_optimizer
 from hasten.optim.scheduling import apply_schedule, bind_scheduler, step_scheduler
 from hasten.store.records import EvalPoint
 from hasten.trainer import checkpoint as ckpt
-from hasten.trainer import recording, resume
+from hasten.trainer import distributed, recording, resume
 from hasten.trainer.guard import Diverged, LossGuard, check_weights
 from hasten.trainer.result import FitResult
 from hasten.trainer.sources import as_source, batch_size_of, measure_rates, move_to, split_micro_batches, tokens_in
@@ -44,7 +44,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' was asked for but no CUDA device is available", "use --device cpu or auto")
-    return device
+    return distributed.local_device(device)  # under torchrun: this process's own GPU
 
 
 def seed_everything(seed: int) -> None:
@@ -67,6 +67,8 @@ class Trainer:
     LR scheduler (stepped every optimizer step), or a factory ``optimizer -> scheduler``.
     Intervals (``eval_interval``, ``checkpoint_interval``) are times such as ``"1ep"``,
     ``"250ba"`` or ``"0.25dur"``; ``eval_interval`` may also be a list of times.
+    Started by ``torchrun`` (several processes) the run is data-parallel: see
+    ``hasten.trainer.distributed`` for what that changes.
     """
 
     def __init__(
@@ -104,24 +106,28 @@ class Trainer:
         if grad_accum < 1:
             raise ConfigError(f"grad_accum must be >= 1, got {grad_accum}")
         check_composition(algorithms)
+        if distributed.launched():
+            distributed.refuse_unsupported(algorithms)
         seed_everything(seed)
         if deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
         device = resolve_device(device)
+        self.replicas = distributed.join(device)
         self.deterministic = deterministic
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.checkpoint_interval = Interval(checkpoint_interval) if checkpoint_interval else None
         self.keep_checkpoints = keep_checkpoints
         self.resume_from = resume_from
-        self.store = store
+        self.store = store if self.replicas.writer else None  # rank 0 records the run
         self.eval_at_start = eval_at_start
         self.evals: list[EvalPoint] = []
         self.run_id = run_id or uuid.uuid4().hex[:10]
         self._status = "running"
         self._run_opened = False  # the store row is written at the first step, eval or checkpoint
 
-        train_source = as_source(train_data, seed)
+        train_source = self.replicas.shard_train(as_source(train_data, seed))
+        self.replicas.check_batch(train_source)
         factory = optimizer if callable(optimizer) and not isinstance(optimizer, torch.optim.Optimizer) else None
         metric_map = self._metric_map(metrics)
         self.state = State(
@@ -129,7 +135,7 @@ class Trainer:
             loss_fn=loss_fn or default_loss,
             max_duration=Duration(max_duration),
             train_data=train_source,
-            eval_data=eval_data,
+            eval_data=self.replicas.shard_eval(eval_data, metric_map),
             device=device,
             optimizer=None if factory else optimizer,  # type: ignore[arg-type]
             optimizer_factory=factory,
@@ -144,6 +150,8 @@ class Trainer:
             warmup_steps_remaining=warmup_steps,
         )
         self.state.run_info = recording.describe_run(run_info, self.state, algorithms, self.checkpoint_dir)
+        if self.replicas.active:
+            self.state.run_info["config"]["world_size"] = self.replicas.world_size
         self._eval_times = self._parse_intervals(eval_interval)
         self.engine = Engine(self.state, algorithms, callbacks)
         self.engine.run_event(Event.INIT)  # surgery happens here, before the optimizer is built
@@ -183,6 +191,9 @@ class Trainer:
         run returns with ``status == "diverged"`` (it is recorded, never dropped)."""
         state, timer = self.state, self.state.timer
         state.scheduler = bind_scheduler(state.scheduler, build_optimizer(state))
+        self._forward = self.replicas.wrap(state.model, state.device, state.timer)  # DDP, or the model itself
+        if (own_seed := self.replicas.stream_seed(state.seed)) is not None:
+            seed_everything(own_seed)  # ranks > 0: their own augmentation and dropout streams
         state.plan = RunPlan.make(
             measure_rates(state.train_data), state.max_duration, self._eval_times, self.checkpoint_interval
         )
@@ -215,7 +226,7 @@ class Trainer:
             self._finish("failed", f"{type(exc).__name__}: {exc}")
             raise
         except BaseException as exc:
-            self._finish("failed", f"{type(exc).__name__}: {exc}")
+            self._finish("failed", self.replicas.describe_failure(exc))
             raise
         self.engine.run_event(Event.FIT_END)
         timer.stop()
@@ -258,7 +269,7 @@ class Trainer:
             samples, tokens = batch_size_of(state.batch), tokens_in(state.batch, state.train_data)
             self.engine.run_event(Event.AFTER_DATALOADER)
             self.engine.run_event(Event.BATCH_START)
-            self._train_step()
+            samples, tokens = self._train_step(samples, tokens)
             state.timestamp.batch += 1
             state.timestamp.batch_in_epoch += 1
             state.timestamp.sample += samples
@@ -276,8 +287,9 @@ class Trainer:
         state.timestamp.epoch += 1
         state.timestamp.batch_in_epoch = 0
 
-    def _train_step(self) -> None:
-        """Forward, loss and backward per micro-batch, then one optimizer step."""
+    def _train_step(self, samples: int, tokens: int) -> tuple[int, int]:
+        """Forward, loss and backward per micro-batch, then one optimizer step. Returns the step's
+        samples and tokens over all processes (the arguments are this process's)."""
         state = self.state
         full_batch = state.batch
         micro_batches = split_micro_batches(full_batch, state.grad_accum)
@@ -285,23 +297,25 @@ class Trainer:
         state.optimizer.zero_grad(set_to_none=True)  # type: ignore[union-attr]  # built in fit()
         step_loss = torch.zeros((), device=state.device)
         replay: list[tuple[Any, Any, Any, float]] = []  # what each loss saw, for closure optimizers
-        for micro in micro_batches:
+        for index, micro in enumerate(micro_batches):
             state.batch = micro
             share = batch_size_of(micro) / total
-            self.engine.run_event(Event.BEFORE_FORWARD)
-            with state.autocast():
-                state.outputs = state.model(state.inputs)
-            self.engine.run_event(Event.AFTER_FORWARD)
-            self.engine.run_event(Event.BEFORE_LOSS)
-            with state.autocast():
-                state.loss = state.loss_fn(state.outputs, state.targets)
-            replay.append((state.inputs, state.targets, state.loss_fn, share))
-            self.engine.run_event(Event.AFTER_LOSS)
-            self.engine.run_event(Event.BEFORE_BACKWARD)
-            (state.loss * share).backward()
-            self.engine.run_event(Event.AFTER_BACKWARD)
+            with self.replicas.accumulating(self._forward, last=index == len(micro_batches) - 1):
+                self.engine.run_event(Event.BEFORE_FORWARD)
+                with state.autocast():
+                    state.outputs = self._forward(state.inputs)
+                self.engine.run_event(Event.AFTER_FORWARD)
+                self.engine.run_event(Event.BEFORE_LOSS)
+                with state.autocast():
+                    state.loss = state.loss_fn(state.outputs, state.targets)
+                replay.append((state.inputs, state.targets, state.loss_fn, share))
+                self.engine.run_event(Event.AFTER_LOSS)
+                self.engine.run_event(Event.BEFORE_BACKWARD)
+                (state.loss * share).backward()
+                self.engine.run_event(Event.AFTER_BACKWARD)
             step_loss += state.loss.detach().float() * share
         state.batch = full_batch
+        step_loss, samples, tokens = self.replicas.step_totals(step_loss, samples, tokens)
         self._guard.observe(step_loss, state.timestamp.batch + 1)  # NaN guard: no per-step sync on GPUs
         state.train_loss = self._guard.last_loss
         self._clip_gradients()
@@ -314,6 +328,7 @@ class Trainer:
             state.optimizer.step()  # type: ignore[union-attr]  # built in fit()
         self.engine.run_event(Event.AFTER_OPTIMIZER_STEP)
         step_scheduler(state.scheduler)
+        return samples, tokens
 
     def _check_divergence(self, final: bool = False) -> None:
         """Read the loss guard now (before evaluations and checkpoints); at the end also the weights,
@@ -348,6 +363,7 @@ class Trainer:
         """Evaluate on all of ``eval_data``; its time goes to the ``eval`` bucket, never to training."""
         state = self.state
         self._check_divergence()
+        self.replicas.share_buffers(state.model)  # every rank evaluates the model rank 0 records
         with state.timer.bucket("eval"):
             self.engine.run_event(Event.EVAL_START)
             results = self._run_eval() if state.eval_data is not None else {}
@@ -358,7 +374,7 @@ class Trainer:
             samples=state.timestamp.sample,
             tokens=state.timestamp.token,
             epoch=state.elapsed(TimeUnit.EPOCH),
-            train_time_s=state.timer.read("train"),
+            train_time_s=self.replicas.slowest({"train": state.timer.read("train")}, state.device)["train"],
             metrics=dict(results),
         )
         self.evals.append(point)
@@ -381,6 +397,7 @@ class Trainer:
                 for metric in state.metrics.values():
                     metric.update(state.eval_outputs, state.eval_batch[1])
                 self.engine.run_event(Event.EVAL_BATCH_END)
+        self.replicas.sum_metrics(state.metrics, state.device)  # each process evaluated its shard
         state.model.train(was_training)
         return {name: metric.compute() for name, metric in state.metrics.items()}
 
@@ -408,24 +425,29 @@ class Trainer:
         if self.checkpoint_dir is None:
             raise ConfigError("no checkpoint_dir was given", "pass checkpoint_dir= to the Trainer")
         self._check_divergence()  # never write a checkpoint past a divergence the guard has not read yet
+        self.replicas.share_buffers(state.model)
         with state.timer.bucket("checkpoint"):
             self.engine.run_event(Event.CHECKPOINT)
             path = ckpt.checkpoint_path(self.checkpoint_dir, state.timestamp.batch)
-            ckpt.save_checkpoint(path, resume.capture(self.run_id, state, self.engine.algorithms, self.evals))
-            ckpt.prune_checkpoints(self.checkpoint_dir, self.keep_checkpoints)
+            rank_states = self.replicas.gather_rank_states(self.engine.algorithms)  # collective
+            if self.replicas.writer:
+                payload = resume.capture(self.run_id, state, self.engine.algorithms, self.evals)
+                ckpt.save_checkpoint(path, self.replicas.stamp(payload, rank_states))
+                ckpt.prune_checkpoints(self.checkpoint_dir, self.keep_checkpoints)
+        totals = self.replicas.slowest(state.timer.state_dict(), state.device)
         if self.store is not None:
             self._open_run()
             with state.timer.paused():
-                recording.record_progress(self.store, self.run_id, state)
+                recording.record_progress(self.store, self.run_id, state, totals)
         return path
 
     def _load(self, source: str | os.PathLike) -> None:
+        payload = ckpt.load_checkpoint(source, required=resume.REQUIRED)
+        self.replicas.check_world(payload, self.run_id)
         self.evals, self.run_id = resume.restore(
-            state=self.state,
-            algorithms=self.engine.algorithms,
-            payload=ckpt.load_checkpoint(source, required=resume.REQUIRED),
-            run_id=self.run_id,
+            state=self.state, algorithms=self.engine.algorithms, payload=payload, run_id=self.run_id
         )
+        self.replicas.restore_rank_state(payload, self.engine.algorithms)
 
     # ------------------------------------------------------------ the record
     def _open_run(self) -> None:
@@ -437,6 +459,9 @@ class Trainer:
 
     def _finish(self, status: str, error: str | None) -> FitResult:
         state = self.state
+        timing = state.timer.state_dict()
+        if status in ("completed", "diverged"):  # every rank got here; after a failure, collectives could hang
+            timing = self.replicas.slowest(timing, state.device)
         result = FitResult(
             run_id=self.run_id,
             status=status,
@@ -444,7 +469,7 @@ class Trainer:
             samples=state.timestamp.sample,
             tokens=state.timestamp.token,
             epochs=state.elapsed(TimeUnit.EPOCH),
-            timing=state.timer.state_dict(),
+            timing=timing,
             evals=list(self.evals),
             final=dict(self.evals[-1].metrics) if self.evals and status == "completed" else {},
             error=error,
